@@ -1,0 +1,115 @@
+"""Builds the exact command lines that run the remote scripts; runs nothing itself.
+
+Every value is shell-quoted, so a config value can never become shell syntax on the server.
+Secrets are never part of a command line: they go on stdin (see `deploy_stdin`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from components.settings import AppSettings, PathSettings
+
+SCRIPTS_SOURCE_DIR = Path(__file__).resolve().parent.parent / "remote"
+SCRIPT_NAMES = ("lib.sh", "backup.sh", "deploy.sh", "release.sh", "restore.sh", "healthcheck.sh")
+
+
+def _command(paths: PathSettings, script: str, options: list[tuple[str, str | int]]) -> str:
+    words = ["bash", f"{paths.scripts_dir}/{script}"]
+    for flag, value in options:
+        words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str | int]]:
+    return [
+        ("--deploy-dir", paths.deploy_dir),
+        ("--compose-file", app.compose_file),
+        ("--service", app.service),
+        ("--lock-timeout", app.lock_timeout_seconds),
+    ]
+
+
+def _health_options(app: AppSettings) -> list[tuple[str, str | int]]:
+    return [
+        ("--health-url", app.health_url),
+        ("--attempts", app.health_attempts),
+        ("--timeout", app.health_timeout_seconds),
+    ]
+
+
+def backup_command(paths: PathSettings, app: AppSettings) -> str:
+    """Step 1: archive the deploy dir with a manifest of the running image."""
+    return _command(
+        paths,
+        "backup.sh",
+        [
+            *_app_options(paths, app),
+            ("--backup-dir", paths.backup_dir),
+            ("--keep", paths.keep_backups),
+            ("--min-free-mb", paths.min_free_mb),
+        ],
+    )
+
+
+def deploy_command(
+    paths: PathSettings,
+    app: AppSettings,
+    image_ref: str,
+    *,
+    with_env_file: bool,
+    registry: str | None,
+    registry_user: str | None,
+) -> str:
+    """Step 2: stage compose + env, log in, pull. Never touches the running app."""
+    options = [*_app_options(paths, app), ("--image", image_ref)]
+    if with_env_file:
+        options.append(("--env-file", app.env_file_name))
+    if registry and registry_user:
+        options += [("--registry", registry), ("--registry-user", registry_user)]
+    return _command(paths, "deploy.sh", options)
+
+
+def deploy_stdin(registry_password: str | None, env_file_content: str | None) -> str:
+    """What deploy.sh reads on stdin: the registry password line, then the env file."""
+    parts = []
+    if registry_password is not None:
+        parts.append(registry_password.strip("\n") + "\n")
+    if env_file_content is not None:
+        parts.append(
+            env_file_content if env_file_content.endswith("\n") else env_file_content + "\n"
+        )
+    return "".join(parts)
+
+
+def release_command(
+    paths: PathSettings, app: AppSettings, backup_id: str, *, with_env_file: bool
+) -> str:
+    """Step 3: switch to the staged release, check health, roll back to `backup_id` on failure."""
+    options = [*_app_options(paths, app), *_health_options(app)]
+    if with_env_file:
+        options.append(("--env-file", app.env_file_name))
+    options += [("--backup-dir", paths.backup_dir), ("--backup-id", backup_id)]
+    return _command(paths, "release.sh", options)
+
+
+def restore_command(paths: PathSettings, app: AppSettings, backup: str) -> str:
+    """Manual rollback: restore a named backup (or `latest`) and check health."""
+    return _command(
+        paths,
+        "restore.sh",
+        [
+            *_app_options(paths, app),
+            *_health_options(app),
+            ("--backup-dir", paths.backup_dir),
+            ("--backup", backup),
+        ],
+    )
+
+
+def script_source(name: str) -> Path:
+    """The repo file that is installed as `<deploy-dir>/.deploy/bin/<name>`."""
+    if name not in SCRIPT_NAMES:
+        raise ValueError(f"unknown remote script {name!r}; known: {', '.join(SCRIPT_NAMES)}")
+    return SCRIPTS_SOURCE_DIR / name

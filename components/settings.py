@@ -1,0 +1,669 @@
+"""Reads the stack configuration once, validates all of it, and hands on typed settings.
+
+This is the only module that touches `pulumi.Config`. Every problem found is reported at once,
+naming the key, what was given and a valid example, before any resource is declared, so a bad
+value fails `pulumi preview` and nothing reaches the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pulumi
+
+NAMESPACE = "mcp"
+
+IMAGE_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+REPOSITORY_PATTERN = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$")
+REGISTRY_PATTERN = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?$")
+HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+BACKUP_ID_PATTERN = re.compile(r"^(?:[0-9]{8}_[0-9]{6}|latest)$")
+ABSOLUTE_DIR_PATTERN = re.compile(r"^/[A-Za-z0-9._/-]*$")
+HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
+
+
+class ConfigError(pulumi.RunError):
+    """Raised when the stack configuration is missing or malformed; lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(
+            f"invalid stack configuration ({len(problems)} problem(s)); nothing was deployed:\n"
+            f"{lines}"
+        )
+
+
+class ConfigSource(Protocol):
+    """Where raw configuration values come from (the stack config, or a dict in tests)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def is_secret(self, key: str) -> bool: ...
+
+
+class PulumiConfigSource:
+    """Reads `mcp:*` keys from the current Pulumi stack."""
+
+    def __init__(self, namespace: str = NAMESPACE) -> None:
+        self._config = pulumi.Config(namespace)
+        self._namespace = namespace
+
+    def get(self, key: str) -> str | None:
+        return self._config.get(key)
+
+    def is_secret(self, key: str) -> bool:
+        return pulumi.runtime.is_config_secret(f"{self._namespace}:{key}")
+
+
+# --------------------------------------------------------------------------- typed settings
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    port: int
+    user: str
+    host_key: str
+    private_key: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    deploy_dir: str
+    backup_dir: str
+    keep_backups: int
+    min_free_mb: int
+
+    @property
+    def scripts_dir(self) -> str:
+        return f"{self.deploy_dir}/.deploy/bin"
+
+    @property
+    def staged_dir(self) -> str:
+        return f"{self.deploy_dir}/.deploy/staged"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    compose_source: str
+    compose_file: str
+    env_file_name: str
+    service: str
+    health_url: str
+    health_attempts: int
+    health_timeout_seconds: int
+    public_url: str
+    lock_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    registry: str
+    repository: str
+    tag: str
+    build: bool
+    context: str
+    dockerfile: str
+    pull_user: str | None
+    pull_password: pulumi.Output[str] | None
+    push_user: str | None
+    push_password: pulumi.Output[str] | None
+
+    @property
+    def name(self) -> str:
+        """The image name without tag, e.g. `ghcr.io/feustey/mcp`."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def reference(self) -> str:
+        """The tagged reference, e.g. `ghcr.io/feustey/mcp:3f2c1ab`."""
+        return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    owner: str
+    repository: str
+    environment: str
+    reviewer_user_ids: tuple[int, ...]
+    reviewer_team_ids: tuple[int, ...]
+    wait_timer_minutes: int
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """Who and what a deploy is for; shown in notifications."""
+
+    author: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    paths: PathSettings
+    app: AppSettings
+    image: ImageSettings
+    github: GitHubSettings | None
+    env_file_content: pulumi.Output[str] | None
+    slack_webhook_url: pulumi.Output[str] | None
+    restore_backup: str | None
+    release: ReleaseInfo
+
+    @property
+    def is_restore(self) -> bool:
+        return self.restore_backup is not None
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+class _Reader:
+    """Collects problems while reading keys, so that all of them are reported together."""
+
+    def __init__(self, source: ConfigSource) -> None:
+        self.source = source
+        self.problems: list[str] = []
+        self._objects: dict[str, Mapping[str, Any] | None] = {}
+
+    def problem(self, key: str, message: str, example: str) -> None:
+        self.problems.append(f"{NAMESPACE}:{key}: {message}. Example: {example}")
+
+    def object(self, key: str, example: str, *, required: bool = True) -> Mapping[str, Any] | None:
+        if key in self._objects:
+            return self._objects[key]
+        raw = self.source.get(key)
+        value: Mapping[str, Any] | None = None
+        if raw is None:
+            if required:
+                self.problem(key, "is missing", example)
+        else:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                value = parsed
+            else:
+                self.problem(key, f"must be an object, got {raw!r}", example)
+        self._objects[key] = value
+        return value
+
+    def field(
+        self,
+        obj: Mapping[str, Any] | None,
+        key: str,
+        name: str,
+        example: str,
+        *,
+        default: Any = None,
+        required: bool = True,
+    ) -> Any:
+        if obj is None:
+            return default
+        if name not in obj or obj[name] in (None, ""):
+            if required and default is None:
+                self.problem(f"{key}.{name}", "is missing", example)
+            return default
+        return obj[name]
+
+    def string(
+        self,
+        value: Any,
+        key: str,
+        pattern: re.Pattern[str] | Callable[[str], bool],
+        expected: str,
+        example: str,
+    ) -> str:
+        if value is None:
+            return ""
+        text = str(value)
+        ok = pattern.match(text) is not None if isinstance(pattern, re.Pattern) else pattern(text)
+        if not ok:
+            self.problem(key, f"{expected}, got {text!r}", example)
+        return text
+
+    def integer(self, value: Any, key: str, low: int, high: int, example: str) -> int:
+        if value is None:
+            return low
+        try:
+            number = int(str(value), 10)
+        except ValueError:
+            self.problem(key, f"must be a whole number, got {value!r}", example)
+            return low
+        if not low <= number <= high:
+            self.problem(key, f"must be between {low} and {high}, got {number}", example)
+        return number
+
+    def boolean(self, value: Any, key: str, example: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        self.problem(key, f"must be true or false, got {value!r}", example)
+        return False
+
+    def secret(self, key: str, example: str, *, required: bool) -> pulumi.Output[str] | None:
+        raw = self.source.get(key)
+        if raw is None or raw == "":
+            if required:
+                self.problem(key, "is missing", example)
+            return None
+        if not self.source.is_secret(key):
+            self.problems.append(
+                f"{NAMESPACE}:{key}: is stored in plain text; it holds a secret. Fix: "
+                f"pulumi config rm {NAMESPACE}:{key} && pulumi config set --secret "
+                f"{NAMESPACE}:{key} ...  ({example})"
+            )
+        return pulumi.Output.secret(raw)
+
+
+def _valid_host_key(text: str) -> bool:
+    parts = text.split()
+    if len(parts) != 2 or parts[0] not in HOST_KEY_TYPES:
+        return False
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        return False
+    # The key blob starts with its own type name, length-prefixed.
+    name_length = int.from_bytes(blob[:4], "big")
+    return blob[4 : 4 + name_length].decode("ascii", "replace") == parts[0]
+
+
+def _valid_private_key(text: str) -> bool:
+    stripped = text.strip()
+    return stripped.startswith("-----BEGIN ") and "PRIVATE KEY-----" in stripped.splitlines()[0]
+
+
+def _url(text: str) -> bool:
+    return re.match(r"^https?://[^\s/$.?#][^\s'\"`;|&<>()$\\]*$", text) is not None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_settings(source: ConfigSource | None = None) -> Settings:
+    """Reads and validates every `mcp:*` key; raises ConfigError listing all problems."""
+    reader = _Reader(source or PulumiConfigSource())
+
+    server = _read_server(reader)
+    paths = _read_paths(reader)
+    app = _read_app(reader)
+    image = _read_image(reader)
+    github = _read_github(reader)
+
+    env_file_content = reader.secret(
+        "envFileContent",
+        "pulumi config set --secret mcp:envFileContent < .env.production",
+        required=False,
+    )
+    slack_webhook_url = reader.secret(
+        "slackWebhookUrl",
+        "pulumi config set --secret mcp:slackWebhookUrl https://hooks.slack.com/services/...",
+        required=False,
+    )
+    if slack_webhook_url is not None:
+        raw = reader.source.get("slackWebhookUrl") or ""
+        if not raw.startswith("https://"):
+            reader.problem(
+                "slackWebhookUrl",
+                "must be an https:// Slack incoming-webhook URL (value not shown: it is secret)",
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+            )
+
+    restore_raw = reader.source.get("restoreBackup")
+    restore_backup = None
+    if restore_raw:
+        restore_backup = reader.string(
+            restore_raw,
+            "restoreBackup",
+            BACKUP_ID_PATTERN,
+            "must be a backup timestamp YYYYMMDD_HHMMSS or 'latest'",
+            "20251017_143025",
+        )
+
+    release_obj = reader.object(
+        "release", '{"author": "feustey", "message": "fix"}', required=False
+    )
+    release = ReleaseInfo(
+        author=str((release_obj or {}).get("author") or "unknown"),
+        message=str((release_obj or {}).get("message") or ""),
+    )
+
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    assert server.private_key is not None
+    return Settings(
+        server=server,
+        paths=paths,
+        app=app,
+        image=image,
+        github=github,
+        env_file_content=env_file_content,
+        slack_webhook_url=slack_webhook_url,
+        restore_backup=restore_backup,
+        release=release,
+    )
+
+
+def _read_server(reader: _Reader) -> ServerSettings:
+    example = (
+        '{"host": "147.79.101.32", "port": 22, "user": "feustey", "hostKey": "ssh-ed25519 AAAA..."}'
+    )
+    obj = reader.object("server", example)
+    host = reader.string(
+        reader.field(obj, "server", "host", "147.79.101.32"),
+        "server.host",
+        HOSTNAME_PATTERN,
+        "must be a host name or IP address",
+        "147.79.101.32",
+    )
+    port = reader.integer(
+        reader.field(obj, "server", "port", "22", default=22), "server.port", 1, 65535, "22"
+    )
+    user = reader.string(
+        reader.field(obj, "server", "user", "feustey"),
+        "server.user",
+        USER_PATTERN,
+        "must be a Unix user name",
+        "feustey",
+    )
+    host_key = reader.string(
+        reader.field(
+            obj, "server", "hostKey", "the output of: ssh-keyscan -t ed25519 HOST | cut -d' ' -f2-"
+        ),
+        "server.hostKey",
+        _valid_host_key,
+        "must be the server's public host key as '<type> <base64>' (pinned; see README)",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...",
+    )
+    private_key = reader.secret(
+        "sshPrivateKey",
+        "pulumi config set --secret mcp:sshPrivateKey < ~/.ssh/github-actions-mcp",
+        required=True,
+    )
+    raw_key = reader.source.get("sshPrivateKey")
+    if raw_key and not _valid_private_key(raw_key):
+        reader.problem(
+            "sshPrivateKey",
+            "is not a PEM/OpenSSH private key (value not shown: it is secret)",
+            "pulumi config set --secret mcp:sshPrivateKey < ~/.ssh/github-actions-mcp",
+        )
+    return ServerSettings(
+        host=host,
+        port=port,
+        user=user,
+        host_key=host_key,
+        private_key=private_key,  # type: ignore[arg-type]
+    )
+
+
+def _read_paths(reader: _Reader) -> PathSettings:
+    example = '{"deployDir": "/opt/mcp", "backupDir": "/opt/mcp-backups", "keepBackups": 10}'
+    obj = reader.object("paths", example)
+
+    def directory(name: str, example_value: str) -> str:
+        return reader.string(
+            reader.field(obj, "paths", name, example_value),
+            f"paths.{name}",
+            ABSOLUTE_DIR_PATTERN,
+            "must be an absolute directory path without spaces or shell characters",
+            example_value,
+        )
+
+    deploy_dir = directory("deployDir", "/opt/mcp").rstrip("/") or "/"
+    backup_dir = directory("backupDir", "/opt/mcp-backups").rstrip("/") or "/"
+    if deploy_dir and deploy_dir == backup_dir:
+        reader.problem("paths.backupDir", "must differ from paths.deployDir", "/opt/mcp-backups")
+    keep = reader.integer(
+        reader.field(obj, "paths", "keepBackups", "10", default=10),
+        "paths.keepBackups",
+        1,
+        1000,
+        "10",
+    )
+    min_free = reader.integer(
+        reader.field(obj, "paths", "minFreeMb", "100", default=100),
+        "paths.minFreeMb",
+        0,
+        1_000_000,
+        "100",
+    )
+    return PathSettings(deploy_dir, backup_dir, keep, min_free)
+
+
+def _read_app(reader: _Reader) -> AppSettings:
+    example = (
+        '{"composeSource": "docker-compose.production.yml", "service": "mcp-api-prod", '
+        '"healthUrl": "http://localhost:8000/api/v1/health", "publicUrl": "https://api.dazno.de"}'
+    )
+    obj = reader.object("app", example)
+    compose_source = str(
+        reader.field(obj, "app", "composeSource", "docker-compose.production.yml") or ""
+    )
+    compose_file = reader.string(
+        reader.field(
+            obj,
+            "app",
+            "composeFile",
+            "docker-compose.production.yml",
+            default=compose_source.rsplit("/", 1)[-1] or None,
+        ),
+        "app.composeFile",
+        FILE_NAME_PATTERN,
+        "must be a file name (no directory)",
+        "docker-compose.production.yml",
+    )
+    if compose_source and not Path(compose_source).is_file():
+        reader.problem(
+            "app.composeSource",
+            f"file {compose_source!r} does not exist (relative to the Pulumi project)",
+            "docker-compose.production.yml",
+        )
+    env_file_name = reader.string(
+        reader.field(obj, "app", "envFile", ".env.production", default=".env.production"),
+        "app.envFile",
+        FILE_NAME_PATTERN,
+        "must be a file name (no directory)",
+        ".env.production",
+    )
+    service = reader.string(
+        reader.field(obj, "app", "service", "mcp-api-prod"),
+        "app.service",
+        SERVICE_PATTERN,
+        "must be a compose service name",
+        "mcp-api-prod",
+    )
+    health_url = reader.string(
+        reader.field(obj, "app", "healthUrl", "http://localhost:8000/api/v1/health"),
+        "app.healthUrl",
+        _url,
+        "must be an http(s) URL reachable from the server",
+        "http://localhost:8000/api/v1/health",
+    )
+    attempts = reader.integer(
+        reader.field(obj, "app", "healthAttempts", "30", default=30),
+        "app.healthAttempts",
+        1,
+        1000,
+        "30",
+    )
+    timeout = reader.integer(
+        reader.field(obj, "app", "healthTimeoutSeconds", "120", default=120),
+        "app.healthTimeoutSeconds",
+        1,
+        3600,
+        "120",
+    )
+    public_url = reader.string(
+        reader.field(obj, "app", "publicUrl", "https://api.dazno.de"),
+        "app.publicUrl",
+        _url,
+        "must be an http(s) URL",
+        "https://api.dazno.de",
+    ).rstrip("/")
+    lock_timeout = reader.integer(
+        reader.field(obj, "app", "lockTimeoutSeconds", "120", default=120),
+        "app.lockTimeoutSeconds",
+        0,
+        3600,
+        "120",
+    )
+    return AppSettings(
+        compose_source=compose_source,
+        compose_file=compose_file,
+        env_file_name=env_file_name,
+        service=service,
+        health_url=health_url,
+        health_attempts=attempts,
+        health_timeout_seconds=timeout,
+        public_url=public_url,
+        lock_timeout_seconds=lock_timeout,
+    )
+
+
+def _read_image(reader: _Reader) -> ImageSettings:
+    example = '{"registry": "ghcr.io", "repository": "feustey/mcp", "build": true}'
+    obj = reader.object("image", example)
+    registry = reader.string(
+        reader.field(obj, "image", "registry", "ghcr.io", default="ghcr.io"),
+        "image.registry",
+        REGISTRY_PATTERN,
+        "must be a registry host[:port]",
+        "ghcr.io",
+    )
+    repository = reader.string(
+        reader.field(obj, "image", "repository", "feustey/mcp"),
+        "image.repository",
+        REPOSITORY_PATTERN,
+        "must be a lower-case '<owner>/<name>' repository",
+        "feustey/mcp",
+    )
+    raw_tag = reader.source.get("imageTag")
+    if raw_tag is None:
+        reader.problem(
+            "imageTag",
+            "is missing (the workflow sets it to the commit SHA)",
+            "pulumi up -c mcp:imageTag=$(git rev-parse --short HEAD)",
+        )
+    tag = reader.string(
+        raw_tag,
+        "imageTag",
+        IMAGE_TAG_PATTERN,
+        "must be a Docker tag (letters, digits, '_', '.', '-'; no spaces)",
+        "3f2c1ab",
+    )
+    build = reader.boolean(
+        reader.field(obj, "image", "build", "true", default=False), "image.build", "true"
+    )
+    context = str(reader.field(obj, "image", "context", ".", default="."))
+    dockerfile = str(reader.field(obj, "image", "dockerfile", "Dockerfile", default="Dockerfile"))
+    if build:
+        if not Path(context).is_dir():
+            reader.problem("image.context", f"directory {context!r} does not exist", "app")
+        elif not (Path(context) / dockerfile).is_file():
+            reader.problem(
+                "image.dockerfile", f"{dockerfile!r} not found in {context!r}", "Dockerfile"
+            )
+    pull_user = reader.field(obj, "image", "pullUser", "feustey", required=False)
+    pull_password = reader.secret(
+        "registryPullPassword",
+        "pulumi config set --secret mcp:registryPullPassword <token with read:packages>",
+        required=pull_user is not None,
+    )
+    push_user = reader.field(obj, "image", "pushUser", "feustey", required=False)
+    push_password = reader.secret(
+        "registryPushPassword",
+        "pulumi config set --secret mcp:registryPushPassword <token with write:packages>",
+        required=False,
+    )
+    if push_user is not None and push_password is None and build:
+        reader.problem(
+            "registryPushPassword",
+            "is missing while image.pushUser is set (unset image.pushUser to use `docker login`)",
+            "pulumi config set --secret mcp:registryPushPassword <token>",
+        )
+    return ImageSettings(
+        registry=registry,
+        repository=repository,
+        tag=tag,
+        build=build,
+        context=context,
+        dockerfile=dockerfile,
+        pull_user=str(pull_user) if pull_user is not None else None,
+        pull_password=pull_password,
+        push_user=str(push_user) if push_user is not None else None,
+        push_password=push_password,
+    )
+
+
+def _read_github(reader: _Reader) -> GitHubSettings | None:
+    example = (
+        '{"owner": "feustey", "repository": "mcp", "reviewerUserIds": [1234567], '
+        '"waitTimerMinutes": 5}'
+    )
+    obj = reader.object("github", example, required=False)
+    if obj is None:
+        return None
+    owner = reader.string(
+        reader.field(obj, "github", "owner", "feustey"),
+        "github.owner",
+        re.compile(r"^[A-Za-z0-9-]{1,39}$"),
+        "must be a GitHub user or organisation",
+        "feustey",
+    )
+    repository = reader.string(
+        reader.field(obj, "github", "repository", "mcp"),
+        "github.repository",
+        re.compile(r"^[A-Za-z0-9._-]{1,100}$"),
+        "must be a repository name without owner",
+        "mcp",
+    )
+    environment = reader.string(
+        reader.field(obj, "github", "environment", "production", default="production"),
+        "github.environment",
+        re.compile(r"^[A-Za-z0-9._ -]{1,255}$"),
+        "must be an environment name",
+        "production",
+    )
+
+    def ids(name: str) -> tuple[int, ...]:
+        raw = obj.get(name) or []
+        if not isinstance(raw, list) or not all(isinstance(item, int) and item > 0 for item in raw):
+            reader.problem(
+                f"github.{name}",
+                f"must be a list of numeric ids, got {raw!r}",
+                "[1234567] (gh api users/NAME --jq .id)",
+            )
+            return ()
+        if len(raw) > 6:
+            reader.problem(f"github.{name}", "GitHub allows at most 6 reviewers", "[1234567]")
+        return tuple(raw)
+
+    user_ids = ids("reviewerUserIds")
+    team_ids = ids("reviewerTeamIds")
+    wait = reader.integer(
+        reader.field(obj, "github", "waitTimerMinutes", "0", default=0),
+        "github.waitTimerMinutes",
+        0,
+        43200,
+        "5",
+    )
+    return GitHubSettings(owner, repository, environment, user_ids, team_ids, wait)

@@ -1,0 +1,265 @@
+"""What `__main__.py` declares, on Pulumi's mocks: resources, inputs, secrets and ordering."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest import FAKE_DIGEST, ProgramRun, TestKeys, base_config
+
+REMOTE_COMMAND = "command:remote:Command"
+COPY = "command:remote:CopyToRemote"
+SECRET_VALUES = (
+    "pull-token-value",
+    "db-password",
+    "slack-secret-value",
+)
+
+Run = Callable[..., ProgramRun]
+
+
+@pytest.fixture
+def production(run_program: Run, test_keys: TestKeys) -> ProgramRun:
+    return run_program(base_config(test_keys))
+
+
+def rollback_config(test_keys: TestKeys) -> dict[str, Any]:
+    config = base_config(test_keys)
+    config["image"] = {**config["image"], "build": False}
+    config["imageTag"] = "0ld7a9"
+    return config
+
+
+# ---------------------------------------------------------------- GitHub
+
+
+def test_github_secrets_are_declared_as_pulumi_secrets(production: ProgramRun) -> None:
+    secrets = {
+        r.inputs["secretName"]: r
+        for r in production.of_type("github:index/actionsSecret:ActionsSecret")
+    }
+    assert set(secrets) == {
+        "HOSTINGER_SSH_KEY",
+        "HOSTINGER_HOST",
+        "HOSTINGER_USER",
+        "HOSTINGER_DEPLOY_DIR",
+        "SLACK_WEBHOOK_URL",
+    }
+    for name, secret in secrets.items():
+        assert secret.inputs["repository"] == "mcp"
+        assert "plaintextValue" in secret.secret_paths(), name
+    assert secrets["HOSTINGER_HOST"].inputs["plaintextValue"] == "147.79.101.32"
+    assert secrets["HOSTINGER_SSH_KEY"].inputs["plaintextValue"].startswith("-----BEGIN OPENSSH")
+
+
+def test_slack_secret_is_absent_when_no_webhook(run_program: Run, test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config.pop("slackWebhookUrl")
+    run = run_program(config)
+    names = {
+        r.inputs["secretName"] for r in run.of_type("github:index/actionsSecret:ActionsSecret")
+    }
+    assert "SLACK_WEBHOOK_URL" not in names
+    assert not run.of_type("command:local:Command")
+
+
+def test_production_environment_only_allows_main(production: ProgramRun) -> None:
+    (environment,) = production.of_type("github:index/repositoryEnvironment:RepositoryEnvironment")
+    assert environment.inputs["environment"] == "production"
+    assert environment.inputs["deploymentBranchPolicy"] == {
+        "customBranchPolicies": True,
+        "protectedBranches": False,
+    }
+    assert environment.inputs["waitTimer"] == 5
+    assert environment.inputs["reviewers"] == [{"users": [1234567]}]
+    (policy,) = production.of_type(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+    )
+    assert policy.inputs["branchPattern"] == "main"
+    assert policy.inputs["environment"] == "production"
+    assert "tagPattern" not in policy.inputs
+
+
+def test_github_resources_use_an_explicit_provider_for_the_owner(production: ProgramRun) -> None:
+    (provider,) = production.of_type("pulumi:providers:github")
+    assert provider.inputs["owner"] == "feustey"
+
+
+def test_no_github_resources_without_github_config(run_program: Run, test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config.pop("github")
+    run = run_program(config)
+    assert not [r for r in run.registered.values() if r.type.startswith("github:")]
+
+
+# ---------------------------------------------------------------- image
+
+
+def test_image_is_built_tagged_by_commit_and_latest_and_pushed(production: ProgramRun) -> None:
+    (image,) = production.of_type("docker:index/image:Image")
+    assert image.inputs["imageName"] == "ghcr.io/feustey/mcp:3f2c1ab"
+    assert image.inputs["build"]["args"] == {"VERSION": "3f2c1ab"}
+    assert image.inputs["build"]["dockerfile"].endswith("/Dockerfile")
+    assert image.inputs["registry"]["server"] == "ghcr.io"
+    (tag,) = production.of_type("docker:index/tag:Tag")
+    assert tag.inputs["targetImage"] == "ghcr.io/feustey/mcp:latest"
+    assert tag.inputs["sourceImage"] == f"ghcr.io/feustey/mcp@{FAKE_DIGEST}"
+    (push,) = production.of_type("docker:index/registryImage:RegistryImage")
+    assert push.inputs["name"] == "ghcr.io/feustey/mcp:latest"
+
+
+def test_server_deploys_the_digest_pinned_reference(production: ProgramRun) -> None:
+    deploy = production.get("server-deploy")
+    assert f"--image ghcr.io/feustey/mcp:3f2c1ab@{FAKE_DIGEST}" in deploy.inputs["create"]
+    assert f"ghcr.io/feustey/mcp:3f2c1ab@{FAKE_DIGEST}" in deploy.inputs["triggers"]
+
+
+def test_rollback_to_an_existing_tag_builds_nothing(run_program: Run, test_keys: TestKeys) -> None:
+    run = run_program(rollback_config(test_keys))
+    assert not [r for r in run.registered.values() if r.type.startswith("docker:")]
+    assert "--image ghcr.io/feustey/mcp:0ld7a9 " in run.get("server-deploy").inputs["create"]
+
+
+def test_push_credentials_are_secret_when_configured(run_program: Run, test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config["image"] = {**config["image"], "pushUser": "feustey"}
+    config["registryPushPassword"] = "push-token-value"
+    run = run_program(config)
+    (image,) = run.of_type("docker:index/image:Image")
+    assert "registry" in image.secret_paths()
+    assert image.inputs["registry"]["password"] == "push-token-value"
+
+
+# ---------------------------------------------------------------- server
+
+
+def test_connection_pins_the_host_key_and_keeps_the_key_secret(
+    production: ProgramRun, test_keys: TestKeys
+) -> None:
+    for step in production.of_type(REMOTE_COMMAND) + production.of_type(COPY):
+        connection = step.inputs["connection"]
+        assert connection["hostKey"] == test_keys.host_key, step.name
+        assert connection["host"] == "147.79.101.32"
+        assert connection["user"] == "feustey"
+        assert "connection" in step.secret_paths(), step.name
+
+
+def test_every_remote_script_is_installed_before_any_step(production: ProgramRun) -> None:
+    copies = {r.inputs["remotePath"]: r for r in production.of_type(COPY)}
+    for script in (
+        "lib.sh",
+        "backup.sh",
+        "deploy.sh",
+        "release.sh",
+        "restore.sh",
+        "healthcheck.sh",
+    ):
+        path = f"/opt/mcp/.deploy/bin/{script}"
+        assert path in copies, sorted(copies)
+        assert production.depends_on("server-backup", copies[path].name)
+
+
+def test_steps_run_in_order_backup_then_deploy_then_release(production: ProgramRun) -> None:
+    assert production.depends_on("server-deploy", "server-backup")
+    assert production.depends_on("server-deploy", "server-compose")
+    assert production.depends_on("server-compose", "server-backup")
+    assert production.depends_on("server-release", "server-deploy")
+    assert not production.depends_on("server-backup", "server-release")
+
+
+def test_steps_run_the_repo_scripts_with_the_configured_values(production: ProgramRun) -> None:
+    backup = production.get("server-backup").inputs["create"]
+    assert backup.startswith("bash /opt/mcp/.deploy/bin/backup.sh ")
+    assert "--backup-dir /opt/mcp-backups --keep 7" in backup
+    release = production.get("server-release").inputs["create"]
+    assert release.startswith("bash /opt/mcp/.deploy/bin/release.sh ")
+    assert "--health-url http://localhost:8000/api/v1/health --attempts 10 --timeout 60" in release
+    # The release rolls back to the backup taken by this very deploy.
+    assert "--backup-id 20251017_143025" in release
+    compose = production.get("server-compose")
+    assert compose.inputs["remotePath"] == "/opt/mcp/.deploy/staged/docker-compose.production.yml"
+
+
+def test_secrets_go_on_stdin_never_in_commands_or_environment(production: ProgramRun) -> None:
+    deploy = production.get("server-deploy")
+    assert "stdin" in deploy.secret_paths()
+    assert deploy.inputs["stdin"] == (
+        "pull-token-value\nDATABASE_URL=postgres://u:db-password@db/mcp\n"
+    )
+    assert "--registry ghcr.io --registry-user feustey --" not in deploy.inputs["create"]
+    for step in production.of_type(REMOTE_COMMAND) + production.of_type("command:local:Command"):
+        assert "environment" not in step.inputs, step.name
+        visible = json.dumps(
+            {k: v for k, v in step.inputs.items() if k not in ("stdin", "connection")}
+        )
+        for secret in SECRET_VALUES:
+            assert secret not in visible, (step.name, secret)
+
+
+def test_steps_rerun_only_when_image_compose_or_env_change(
+    run_program: Run, test_keys: TestKeys
+) -> None:
+    first = run_program(rollback_config(test_keys)).get("server-release").inputs["triggers"]
+    again = run_program(rollback_config(test_keys)).get("server-release").inputs["triggers"]
+    assert first == again
+    config = rollback_config(test_keys)
+    config["imageTag"] = "n3w7a9"
+    assert run_program(config).get("server-release").inputs["triggers"] != first
+    config = rollback_config(test_keys)
+    config["envFileContent"] = "DATABASE_URL=changed\n"
+    changed_env = run_program(config)
+    assert changed_env.get("server-release").inputs["triggers"] != first
+    assert "triggers" in changed_env.get("server-release").secret_paths()
+
+
+def test_outputs_describe_what_the_server_reports(production: ProgramRun) -> None:
+    assert production.outputs == {
+        "image": "ghcr.io/feustey/mcp:from-release",
+        "backup_id": "20251017_143025",
+        "previous_image": "ghcr.io/feustey/mcp:old",
+    }
+
+
+def test_restore_config_runs_only_the_restore_step(run_program: Run, test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config["restoreBackup"] = "latest"
+    run = run_program(config)
+    commands = {r.name for r in run.of_type(REMOTE_COMMAND)}
+    assert commands == {"server-restore"}
+    assert not [r for r in run.registered.values() if r.type.startswith("docker:")]
+    restore = run.get("server-restore")
+    assert restore.inputs["create"].endswith("--backup-dir /opt/mcp-backups --backup latest")
+    assert run.outputs["backup_id"] == "20251017_143025"
+    assert run.outputs["image"] == "ghcr.io/feustey/mcp:restored"
+
+
+# ---------------------------------------------------------------- notification
+
+
+def test_slack_notification_posts_after_the_release_with_the_webhook_on_stdin(
+    production: ProgramRun,
+) -> None:
+    (post,) = production.of_type("command:local:Command")
+    assert post.inputs["create"].startswith("curl ")
+    assert "stdin" in post.secret_paths()
+    assert (
+        'url = "https://hooks.example.invalid/services/T0/B0/slack-secret-value"'
+        in post.inputs["stdin"]
+    )
+    assert "Deployment to Hostinger: success" in post.inputs["stdin"]
+    assert production.depends_on("slack-post", "server-release") or any(
+        production.get("server-release").urn in production.get(name).dependencies
+        for name in ("slack", "slack-post")
+    )
+
+
+def test_bad_config_fails_before_any_resource_is_declared(
+    run_program: Run, test_keys: TestKeys
+) -> None:
+    config = base_config(test_keys)
+    config["server"] = {**config["server"], "port": "twenty-two"}
+    with pytest.raises(Exception, match=r"mcp:server\.port: must be a whole number"):
+        run_program(config)
