@@ -1,0 +1,3 @@
+module example.invalid/mcp-sample-app
+
+go 1.19

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a fresh Debian 12 machine, then runs all of it:
+# unit tests on Pulumi's mocks, shell-script tests, workflow validation, and integration tests
+# against a real local deploy target (sshd + Docker + registry on 127.0.0.1).
+#
+#   bash tools/test.sh            # everything
+#   bash tools/test.sh -k backup  # extra arguments go to pytest
+#
+# Needs root (it installs Debian packages and starts dockerd/sshd). Nothing is skipped: a part
+# of the suite that cannot run makes the run fail.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+
+say() { printf '[test] %s\n' "$*" >&2; }
+die() { printf '[test] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "run as root: the integration tests install Debian packages and start dockerd and sshd"
+
+say "installing system packages (Debian)"
+bash local/server.sh install
+
+python_bin=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating .venv with $python_bin"
+  "$python_bin" -m venv .venv
+fi
+say "installing pinned Python dependencies into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+say "starting the local deploy target (local/server.sh up)"
+bash local/server.sh up
+
+say "lint: ruff and shellcheck"
+.venv/bin/ruff check .
+mapfile -t shell_files < <(git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
+shellcheck -x "${shell_files[@]}"
+
+say "running pytest"
+.venv/bin/python -m pytest tests -p no:cacheprovider "$@"
