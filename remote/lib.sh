@@ -1,0 +1,695 @@
+# shellcheck shell=bash
+# Shared functions for the MCP remote scripts. Sourced, never run.
+#
+# Conventions (see remote/README.md, which is the contract):
+#   - progress and errors go to stderr as "[step] message" lines;
+#   - stdout carries only the single JSON result line (json_object);
+#   - die CODE MESSAGE exits with one of the README's exit codes.
+#
+# The sourcing script sets STEP (e.g. "backup") before sourcing.
+
+: "${STEP:=mcp}"
+SCRIPT_NAME=${0##*/}
+
+# Exit codes (README "Exit codes"); used by the sourcing scripts.
+# shellcheck disable=SC2034
+readonly E_ARG=2 E_MISSING=3 E_LOCK=4 E_SPACE=5 E_BACKUP=6 E_REGISTRY=7 E_COMPOSE=8
+# shellcheck disable=SC2034
+readonly E_ROLLED_BACK=10 E_ROLLBACK_FAILED=11 E_RESTORE=12 E_UNHEALTHY=13
+
+readonly IMAGE_EXAMPLE='ghcr.io/owner/mcp:v1.2.3 (or ghcr.io/owner/mcp@sha256:<64 hex digits>)'
+# registry[:port]/path[:tag][@sha256:digest]; a tag or a digest is required (checked separately).
+readonly IMAGE_RE='^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$'
+readonly URL_RE='^https?://[][A-Za-z0-9._~:/?#@!&()*+,;=%-]+$'
+readonly BACKUP_ID_RE='^[0-9]{8}_[0-9]{6}$'
+readonly BACKUP_PREFIX='mcp-backup-'
+readonly MANIFEST_NAME='.mcp-backup-manifest'
+
+LOG_FILE=""       # set once the lock is held: <deploy-dir>/.deploy/history.log
+TMP_PATHS=()      # removed by the EXIT trap
+LOCK_HELD=0
+HOLDER_FILE=""
+
+# ---------------------------------------------------------------- output
+
+# log MESSAGE...: one progress line on stderr (and in the history log).
+# Never fails: if the SSH session that started us is gone, stderr is a broken pipe and we
+# must carry on (a half-finished release is worse than an unseen log line).
+log() {
+    local line
+    line="[$STEP] $*"
+    printf '%s\n' "$line" >&2 2>/dev/null || true
+    if [[ -n $LOG_FILE ]]; then
+        printf '%s %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$line" >>"$LOG_FILE" 2>/dev/null || true
+    fi
+}
+
+# die CODE MESSAGE...: log the message as an error and exit with CODE.
+die() {
+    local code=$1
+    shift
+    log "ERROR: $*"
+    exit "$code"
+}
+
+# log_stream: copy stdin to the log, indented (used for docker/compose output).
+log_stream() {
+    local line
+    while IFS= read -r line || [[ -n $line ]]; do
+        log "  $line"
+    done
+}
+
+# run_logged CMD...: run CMD with stdout+stderr sent to the log; returns CMD's status.
+run_logged() {
+    "$@" 2>&1 | log_stream
+    return "${PIPESTATUS[0]}"
+}
+
+# json_escape STRING: print STRING as a JSON string literal (with the quotes).
+json_escape() {
+    local s=$1 i c hex
+    # shellcheck disable=SC1003 # the quotes make the replacement a literal backslash pair
+    s=${s//\\/'\\'}
+    s=${s//\"/'\"'}
+    s=${s//$'\n'/'\n'}
+    s=${s//$'\r'/'\r'}
+    s=${s//$'\t'/'\t'}
+    s=${s//$'\b'/'\b'}
+    s=${s//$'\f'/'\f'}
+    # Remaining control characters 0x01-0x1f and DEL as \u00XX.
+    for i in {1..31} 127; do
+        printf -v hex '%02x' "$i"
+        printf -v c '%b' "\\x$hex"
+        if [[ $s == *"$c"* ]]; then
+            s=${s//"$c"/"\\u00$hex"}
+        fi
+    done
+    printf '"%s"' "$s"
+}
+
+# json_object KEY VALUE [KEY VALUE...]: print one JSON object line on stdout.
+# A key written "=KEY" takes a raw JSON value (true, false, null or an integer).
+json_object() {
+    local out="{" sep="" key val
+    while (($# >= 2)); do
+        key=$1 val=$2
+        shift 2
+        if [[ $key == =* && $val =~ ^(true|false|null|[0-9]+)$ ]]; then
+            out+="$sep$(json_escape "${key#=}"): $val"
+        else
+            out+="$sep$(json_escape "$key"): $(json_escape "$val")"
+        fi
+        sep=", "
+    done
+    printf '%s}\n' "$out"
+}
+
+# ---------------------------------------------------------------- cleanup / signals
+
+cleanup() {
+    local p
+    for p in "${TMP_PATHS[@]}"; do
+        [[ -n $p && -e $p ]] && rm -rf -- "$p" 2>/dev/null
+    done
+    if ((LOCK_HELD)) && [[ -n $HOLDER_FILE ]]; then
+        rm -f -- "$HOLDER_FILE" 2>/dev/null
+    fi
+    return 0
+}
+
+# setup_traps: clean temp files on exit; survive the SSH session going away.
+# SIGHUP and SIGPIPE are ignored so that a dropped connection does not kill a release
+# half-way (its outcome is still written to <deploy-dir>/.deploy/history.log).
+# SIGINT/SIGTERM (Ctrl-C, kill) still stop the script, through the EXIT trap.
+setup_traps() {
+    trap cleanup EXIT
+    trap '' HUP PIPE
+    trap 'log "interrupted"; exit 130' INT
+    trap 'log "terminated"; exit 143' TERM
+}
+
+# mktemp_in DIR TEMPLATE [-d]: mktemp registered for cleanup; prints the path.
+# (Call as: var=$(mktemp_in ...) would lose the registration in the subshell, so this sets
+# the global MKTEMP_PATH instead.)
+MKTEMP_PATH=""
+mktemp_in() {
+    local dir=$1 template=$2 kind=${3:-}
+    if [[ $kind == -d ]]; then
+        MKTEMP_PATH=$(mktemp -d "$dir/$template") || return 1
+    else
+        MKTEMP_PATH=$(mktemp "$dir/$template") || return 1
+    fi
+    TMP_PATHS+=("$MKTEMP_PATH")
+}
+
+# ---------------------------------------------------------------- arguments
+
+# usage: print $USAGE (set by the script) on stdout.
+usage() {
+    printf '%s\n' "$USAGE"
+}
+
+# parse_opts "$@": generic long-option parser driven by the associative array OPT_VARS
+# (option -> variable name). Accepts "--opt value" and "--opt=value"; --help/-h prints usage.
+parse_opts() {
+    local opt val
+    while (($#)); do
+        case $1 in
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            --*=*)
+                opt=${1%%=*}
+                val=${1#*=}
+                shift
+                ;;
+            --*)
+                opt=$1
+                if [[ -z ${OPT_VARS[$opt]+x} ]]; then
+                    die "$E_ARG" "unknown option: $opt (see $SCRIPT_NAME --help)"
+                fi
+                if (($# < 2)); then
+                    die "$E_ARG" "option $opt needs a value (see $SCRIPT_NAME --help)"
+                fi
+                val=$2
+                shift 2
+                ;;
+            *)
+                die "$E_ARG" "unexpected argument: $(printf '%q' "$1") (options are long options, see $SCRIPT_NAME --help)"
+                ;;
+        esac
+        if [[ -z ${OPT_VARS[$opt]+x} ]]; then
+            die "$E_ARG" "unknown option: $opt (see $SCRIPT_NAME --help)"
+        fi
+        printf -v "${OPT_VARS[$opt]}" '%s' "$val"
+    done
+}
+
+# shown OPT VALUE: how to quote a user value in a message.
+shown() { printf '%q' "$1"; }
+
+# require OPT VALUE EXAMPLE
+require() {
+    [[ -n $2 ]] || die "$E_ARG" "$1 is required (e.g. $1 $3)"
+}
+
+# require_together OPT VALUE EXAMPLE [OPT VALUE EXAMPLE...]: if any is given, all are needed.
+require_together() {
+    local args=("$@") i any=0 names=() missing=() examples=()
+    for ((i = 0; i < ${#args[@]}; i += 3)); do
+        names+=("${args[i]}")
+        examples+=("${args[i]} ${args[i + 2]}")
+        if [[ -n ${args[i + 1]} ]]; then any=1; else missing+=("${args[i]}"); fi
+    done
+    if ((any)) && ((${#missing[@]})); then
+        die "$E_ARG" "options ${names[*]} go together; missing: ${missing[*]} (e.g. ${examples[*]})"
+    fi
+}
+
+# check_posint OPT VALUE: positive integer (1..999999).
+check_posint() {
+    [[ $2 =~ ^[1-9][0-9]{0,5}$ ]] ||
+        die "$E_ARG" "$1 must be a positive integer, got $(shown "$2") (e.g. $1 10)"
+}
+
+# check_nonneg_int OPT VALUE: 0..999999.
+check_nonneg_int() {
+    [[ $2 =~ ^(0|[1-9][0-9]{0,5})$ ]] ||
+        die "$E_ARG" "$1 must be a whole number of seconds >= 0, got $(shown "$2") (e.g. $1 120)"
+}
+
+# check_dir OPT VALUE EXAMPLE: absolute, no "..", existing directory.
+check_dir() {
+    local opt=$1 dir=$2 example=$3
+    [[ $dir == /* ]] ||
+        die "$E_ARG" "$opt must be an absolute path, got $(shown "$dir") (e.g. $opt $example)"
+    [[ $dir =~ ^/[A-Za-z0-9._/@+-]*$ ]] ||
+        die "$E_ARG" "$opt contains unsupported characters: $(shown "$dir") (e.g. $opt $example)"
+    [[ /$dir/ != */../* ]] ||
+        die "$E_ARG" "$opt must not contain '..': $(shown "$dir") (e.g. $opt $example)"
+    [[ -d $dir ]] || die "$E_MISSING" "$opt directory does not exist: $dir"
+}
+
+# check_filename OPT VALUE EXAMPLE: a plain file name, no slash.
+check_filename() {
+    local opt=$1 name=$2 example=$3
+    [[ $name =~ ^[A-Za-z0-9._][A-Za-z0-9._-]{0,254}$ && $name != *..* && $name != . ]] ||
+        die "$E_ARG" "$opt must be a plain file name (letters, digits, . _ -; no slash), got $(shown "$name") (e.g. $opt $example)"
+}
+
+# check_name OPT VALUE EXAMPLE: compose service name.
+check_name() {
+    [[ $2 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$ ]] ||
+        die "$E_ARG" "$1 must be letters, digits, . _ - , got $(shown "$2") (e.g. $1 $3)"
+}
+
+# check_project OPT VALUE: compose project name.
+check_project() {
+    [[ $2 =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] ||
+        die "$E_ARG" "$1 must be lower-case letters, digits, _ - , got $(shown "$2") (e.g. $1 mcp)"
+}
+
+# valid_image REF: 0 if REF is a strict image reference with a tag or a digest.
+valid_image() {
+    local ref=$1 last
+    [[ $ref =~ $IMAGE_RE ]] || return 1
+    last=${ref##*/}
+    [[ $last == *:* || $last == *@sha256:* ]]
+}
+
+# check_image OPT VALUE
+check_image() {
+    local opt=$1 ref=$2
+    if [[ $ref == *: ]]; then
+        die "$E_ARG" "$opt has an empty tag: $(shown "$ref") (e.g. $opt $IMAGE_EXAMPLE)"
+    fi
+    valid_image "$ref" ||
+        die "$E_ARG" "$opt is not a valid image reference with a tag or digest: $(shown "$ref") (e.g. $opt $IMAGE_EXAMPLE)"
+}
+
+# check_backup_id OPT VALUE ALLOW_LATEST(0|1)
+check_backup_id() {
+    local opt=$1 id=$2 allow_latest=${3:-0}
+    if ((allow_latest)) && [[ $id == latest ]]; then
+        return 0
+    fi
+    [[ $id =~ $BACKUP_ID_RE ]] ||
+        die "$E_ARG" "$opt must be a backup id YYYYMMDD_HHMMSS$( ((allow_latest)) && printf ' or latest'), got $(shown "$id") (e.g. $opt 20251017_143025)"
+}
+
+# check_url OPT VALUE
+check_url() {
+    [[ $2 =~ $URL_RE ]] ||
+        die "$E_ARG" "$1 must be an http(s) URL without spaces or quotes, got $(shown "$2") (e.g. $1 http://localhost:8000/api/v1/health)"
+}
+
+# check_registry OPT VALUE: host[:port]
+check_registry() {
+    [[ $2 =~ ^[A-Za-z0-9]+([.-][A-Za-z0-9]+)*(:[0-9]{1,5})?$ ]] ||
+        die "$E_ARG" "$1 must be a registry host[:port], got $(shown "$2") (e.g. $1 ghcr.io)"
+}
+
+# check_user OPT VALUE
+check_user() {
+    [[ $2 =~ ^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$ ]] ||
+        die "$E_ARG" "$1 must be a user name (letters, digits, . _ @ + -), got $(shown "$2") (e.g. $1 deploy-bot)"
+}
+
+# default_project DIR: compose's own normalisation of the directory's base name.
+default_project() {
+    local name=${1%/}
+    name=${name##*/}
+    name=${name,,}
+    name=${name//[^a-z0-9_-]/}
+    [[ -n $name ]] || name=mcp
+    printf '%s' "$name"
+}
+
+# need_tools TOOL...: exit 3 naming the first missing tool.
+need_tools() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || die "$E_MISSING" "required tool not found on this server: $t"
+    done
+}
+
+# ---------------------------------------------------------------- lock
+
+# acquire_lock DEPLOY_DIR TIMEOUT: flock <deploy-dir>/.deploy/lock for the rest of the
+# script (fd 9). On timeout: exit 4, naming the holder.
+acquire_lock() {
+    local deploy_dir=$1 timeout=$2 lock holder
+    mkdir -p -- "$deploy_dir/.deploy" || die "$E_MISSING" "cannot create $deploy_dir/.deploy"
+    lock="$deploy_dir/.deploy/lock"
+    HOLDER_FILE="$deploy_dir/.deploy/lock.holder"
+    exec 9>>"$lock" || die "$E_MISSING" "cannot open lock file $lock"
+    if ! flock -n 9; then
+        holder=$(cat -- "$HOLDER_FILE" 2>/dev/null || true)
+        log "waiting up to ${timeout}s for the deploy lock $lock, held by: ${holder:-unknown}"
+        if ! flock -w "$timeout" 9; then
+            holder=$(cat -- "$HOLDER_FILE" 2>/dev/null || true)
+            die "$E_LOCK" "another deploy holds the lock $lock (held by: ${holder:-unknown}); gave up after ${timeout}s. Wait for it to finish, or raise --lock-timeout."
+        fi
+    fi
+    LOCK_HELD=1
+    printf 'script=%s pid=%s started=%s ssh_client=%s\n' \
+        "$SCRIPT_NAME" "$$" "$(date '+%Y-%m-%dT%H:%M:%S%z')" "${SSH_CLIENT:-local}" \
+        >"$HOLDER_FILE" 2>/dev/null || true
+    LOG_FILE="$deploy_dir/.deploy/history.log"
+    log "started by ${SSH_CLIENT:-local session} (pid $$): $SCRIPT_NAME"
+}
+
+# ---------------------------------------------------------------- compose
+
+COMPOSE=()
+
+# detect_compose: docker compose (v2) if present, else docker-compose (v1).
+detect_compose() {
+    need_tools docker
+    if docker compose version >/dev/null 2>&1; then
+        COMPOSE=(docker compose)
+    elif command -v docker-compose >/dev/null 2>&1; then
+        COMPOSE=(docker-compose)
+    else
+        die "$E_MISSING" "neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed"
+    fi
+    MCP_UID=$(id -u)
+    MCP_GID=$(id -g)
+    export MCP_UID MCP_GID
+}
+
+# compose_cmd FILE ARGS...: run compose on FILE with the project name, exporting MCP_IMAGE
+# (set by the caller, e.g. `MCP_IMAGE=ref compose_cmd ...`), MCP_UID and MCP_GID.
+compose_cmd() {
+    local file=$1
+    shift
+    # ps/logs/down must interpolate the file even when no image is known: a placeholder.
+    MCP_IMAGE="${MCP_IMAGE:-mcp-image-not-set:none}" MCP_UID="$MCP_UID" MCP_GID="$MCP_GID" \
+        "${COMPOSE[@]}" -p "$PROJECT" -f "$file" "$@"
+}
+
+# compose_hint FILE: the command an engineer would type.
+compose_hint() {
+    printf '%s -p %s -f %s' "${COMPOSE[*]}" "$PROJECT" "$1"
+}
+
+# env_image DEPLOY_DIR: the MCP_IMAGE= value of <deploy-dir>/.env ("" if none).
+env_image() {
+    local f="$1/.env" v=""
+    if [[ -f $f ]]; then
+        v=$(sed -n 's/^MCP_IMAGE=//p' -- "$f" | tail -n 1)
+        v=${v%\"}
+        v=${v#\"}
+        v=${v%\'}
+        v=${v#\'}
+    fi
+    printf '%s' "$v"
+}
+
+# set_env_image DEPLOY_DIR IMAGE: rewrite the MCP_IMAGE= line of .env, keep the others.
+set_env_image() {
+    local dir=$1 image=$2 f="$1/.env" tmp
+    tmp=$(mktemp "$dir/.env.XXXXXX") || return 1
+    if [[ -f $f ]]; then
+        grep -v '^MCP_IMAGE=' -- "$f" >"$tmp" || true
+    fi
+    printf 'MCP_IMAGE=%s\n' "$image" >>"$tmp"
+    chmod 600 -- "$tmp"
+    mv -f -- "$tmp" "$f"
+}
+
+# service_container FILE: id of the service's container ("" if none).
+service_container() {
+    local file=$1
+    [[ -f $file ]] || return 0
+    compose_cmd "$file" ps -q "$SERVICE" 2>/dev/null </dev/null | head -n 1 || true
+}
+
+# running_image DEPLOY_DIR FILE: image of the running service container, else MCP_IMAGE of
+# .env (logged), else "". Prints it.
+running_image() {
+    local dir=$1 file=$2 cid="" img="" running=""
+    local MCP_IMAGE
+    MCP_IMAGE=$(env_image "$dir")
+    if [[ -f $file ]]; then
+        cid=$(service_container "$file")
+    fi
+    if [[ -n $cid ]]; then
+        running=$(docker inspect -f '{{.State.Running}}' "$cid" 2>/dev/null || true)
+        if [[ $running == true ]]; then
+            img=$(docker inspect -f '{{.Config.Image}}' "$cid" 2>/dev/null || true)
+        fi
+    fi
+    if [[ -n $img ]]; then
+        log "running image of service $SERVICE: $img"
+    elif [[ -n $MCP_IMAGE ]]; then
+        img=$MCP_IMAGE
+        log "no running container for service $SERVICE; using MCP_IMAGE from $dir/.env: $img"
+    else
+        log "no running container for service $SERVICE and no MCP_IMAGE in $dir/.env: nothing deployed yet"
+    fi
+    printf '%s' "$img"
+}
+
+# container_state FILE: "status exitcode restarts" of the service container, or "none".
+container_state() {
+    local cid
+    cid=$(service_container "$1")
+    if [[ -z $cid ]]; then
+        printf 'none'
+        return 0
+    fi
+    docker inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}' "$cid" 2>/dev/null ||
+        printf 'none'
+}
+
+# show_service_logs FILE: last 30 log lines of the service, on stderr.
+show_service_logs() {
+    local file=$1
+    [[ -f $file ]] || return 0
+    log "last 30 log lines of $SERVICE:"
+    run_logged compose_cmd "$file" logs --no-color --tail=30 "$SERVICE" </dev/null || true
+}
+
+# ---------------------------------------------------------------- health check
+
+HEALTH_BODY=""
+HEALTH_REASON=""
+
+# health_check URL ATTEMPTS TIMEOUT [COMPOSE_FILE]: up to ATTEMPTS tries of curl within a
+# TIMEOUT-second deadline. With COMPOSE_FILE, a service container that has exited stops the
+# check early. Sets HEALTH_BODY / HEALTH_REASON; returns 0 when healthy.
+health_check() {
+    local url=$1 attempts=$2 timeout=$3 file=${4:-}
+    local deadline now remaining max_time interval try=0 errf state status code restarts
+    HEALTH_BODY="" HEALTH_REASON="no attempt made"
+    deadline=$(($(date +%s) + timeout))
+    interval=$((timeout / attempts))
+    ((interval >= 1)) || interval=1
+    mktemp_in "${TMPDIR:-/tmp}" mcp-health.XXXXXX || return 1
+    errf=$MKTEMP_PATH
+    while ((try < attempts)); do
+        now=$(date +%s)
+        remaining=$((deadline - now))
+        if ((remaining <= 0)); then
+            HEALTH_REASON="deadline of ${timeout}s reached after $try attempt(s); last error: $HEALTH_REASON"
+            break
+        fi
+        try=$((try + 1))
+        max_time=$((remaining < 5 ? remaining : 5))
+        if HEALTH_BODY=$(curl -fsS --max-time "$max_time" "$url" 2>"$errf" </dev/null); then
+            log "healthy ($url, attempt $try/$attempts): ${HEALTH_BODY:0:200}"
+            HEALTH_BODY=${HEALTH_BODY:0:2000}
+            return 0
+        fi
+        HEALTH_REASON=$(tr '\n' ' ' <"$errf")
+        HEALTH_REASON=${HEALTH_REASON% }
+        [[ -n $HEALTH_REASON ]] || HEALTH_REASON="curl failed"
+        log "not healthy yet ($url, attempt $try/$attempts): $HEALTH_REASON"
+        if [[ -n $file ]]; then
+            state=$(container_state "$file")
+            read -r status code restarts <<<"$state"
+            case $status in
+                none)
+                    HEALTH_REASON="no container is running for service $SERVICE"
+                    log "$HEALTH_REASON"
+                    break
+                    ;;
+                exited | dead)
+                    HEALTH_REASON="container of $SERVICE exited with code $code"
+                    log "$HEALTH_REASON; not waiting any longer"
+                    break
+                    ;;
+                restarting)
+                    HEALTH_REASON="container of $SERVICE is crash-looping (restarted ${restarts}x, last exit code $code)"
+                    log "$HEALTH_REASON; not waiting any longer"
+                    break
+                    ;;
+            esac
+        fi
+        if ((try >= attempts)); then
+            HEALTH_REASON="$attempts attempt(s) failed; last error: $HEALTH_REASON"
+            break
+        fi
+        now=$(date +%s)
+        remaining=$((deadline - now))
+        if ((remaining <= 0)); then
+            HEALTH_REASON="deadline of ${timeout}s reached after $try attempt(s); last error: $HEALTH_REASON"
+            break
+        fi
+        sleep "$((remaining < interval ? remaining : interval))"
+    done
+    HEALTH_BODY=""
+    if [[ -n $file ]]; then
+        show_service_logs "$file"
+    fi
+    return 1
+}
+
+# ---------------------------------------------------------------- backups
+
+# backup_archive BACKUP_DIR ID: path of the archive for ID.
+backup_archive() {
+    printf '%s/%s%s.tar.gz' "$1" "$BACKUP_PREFIX" "$2"
+}
+
+# list_backup_ids BACKUP_DIR: ids, oldest first.
+list_backup_ids() {
+    local f name
+    for f in "$1/$BACKUP_PREFIX"*.tar.gz; do
+        [[ -f $f ]] || continue
+        name=${f##*/}
+        name=${name#"$BACKUP_PREFIX"}
+        name=${name%.tar.gz}
+        [[ $name =~ $BACKUP_ID_RE ]] && printf '%s\n' "$name"
+    done | sort
+}
+
+# verify_archive ARCHIVE: gzip -t and the manifest is listed. Sets VERIFY_ERROR.
+VERIFY_ERROR=""
+verify_archive() {
+    local archive=$1 listing
+    if [[ ! -r $archive ]]; then
+        VERIFY_ERROR="cannot read $archive"
+        return 1
+    fi
+    if ! gzip -t -- "$archive" 2>/dev/null; then
+        VERIFY_ERROR="$archive is not a valid gzip file (gzip -t failed)"
+        return 1
+    fi
+    if ! listing=$(tar -tzf "$archive" 2>/dev/null); then
+        VERIFY_ERROR="$archive is not a readable tar archive (tar -tzf failed)"
+        return 1
+    fi
+    if ! grep -qxE "(\./)?\\$MANIFEST_NAME" <<<"$listing"; then
+        VERIFY_ERROR="$archive has no $MANIFEST_NAME manifest"
+        return 1
+    fi
+    return 0
+}
+
+# manifest_value FILE KEY
+manifest_value() {
+    sed -n "s/^$2=//p" -- "$1" | head -n 1
+}
+
+# restore_archive ARCHIVE: the shared restore (used by release.sh and restore.sh).
+# Needs DEPLOY_DIR, COMPOSE_FILE, SERVICE, PROJECT, COMPOSE, HEALTH_URL, ATTEMPTS, TIMEOUT.
+#   verify archive -> extract to a temp dir under <deploy-dir>/.deploy -> compose down the
+#   current release (volumes kept) -> swap the deploy dir contents (except .deploy/) for the
+#   archive's -> up -d the manifest's image -> health check.
+# Sets RESTORE_IMAGE (manifest image, "" = nothing was running) and RESTORE_ERROR.
+# Returns 0 healthy (or nothing to start), 1 failed.
+RESTORE_IMAGE=""
+RESTORE_ERROR=""
+# shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are the caller's globals
+restore_archive() {
+    local archive=$1 work old manifest file entry name restored_file moved_out=() moved_in=()
+    RESTORE_IMAGE="" RESTORE_ERROR=""
+    if ! verify_archive "$archive"; then
+        RESTORE_ERROR=$VERIFY_ERROR
+        return 1
+    fi
+    mktemp_in "$DEPLOY_DIR/.deploy" restore.XXXXXX -d || {
+        RESTORE_ERROR="cannot create a temp dir in $DEPLOY_DIR/.deploy"
+        return 1
+    }
+    work=$MKTEMP_PATH
+    log "extracting $archive"
+    if ! run_logged tar -xpzf "$archive" -C "$work"; then
+        RESTORE_ERROR="could not extract $archive"
+        return 1
+    fi
+    manifest="$work/$MANIFEST_NAME"
+    if [[ ! -f $manifest ]]; then
+        RESTORE_ERROR="$archive has no $MANIFEST_NAME"
+        return 1
+    fi
+    RESTORE_IMAGE=$(manifest_value "$manifest" image)
+    if [[ -n $RESTORE_IMAGE ]] && ! valid_image "$RESTORE_IMAGE"; then
+        RESTORE_ERROR="manifest of $archive names an invalid image: $(shown "$RESTORE_IMAGE")"
+        return 1
+    fi
+    restored_file=$(manifest_value "$manifest" compose_file)
+    if [[ ! $restored_file =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]]; then
+        restored_file=$COMPOSE_FILE
+    fi
+    rm -f -- "$manifest"
+
+    # Stop the current release (whatever it is), keeping volumes.
+    file="$DEPLOY_DIR/$COMPOSE_FILE"
+    if [[ -f $file ]]; then
+        log "stopping the current release: $(compose_hint "$file") down --remove-orphans (volumes kept)"
+        if ! MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} run_logged compose_cmd "$file" down --remove-orphans </dev/null; then
+            RESTORE_ERROR="compose down failed for $file"
+            return 1
+        fi
+    else
+        log "no $file: nothing to stop"
+    fi
+
+    # Swap the contents: move the current ones aside, move the archive's in.
+    mktemp_in "$DEPLOY_DIR/.deploy" replaced.XXXXXX -d || {
+        RESTORE_ERROR="cannot create a temp dir in $DEPLOY_DIR/.deploy"
+        return 1
+    }
+    old=$MKTEMP_PATH
+    shopt -s dotglob nullglob
+    for entry in "$DEPLOY_DIR"/*; do
+        name=${entry##*/}
+        [[ $name == .deploy ]] && continue
+        if ! mv -- "$entry" "$old/"; then
+            RESTORE_ERROR="could not move $entry aside"
+            break
+        fi
+        moved_out+=("$name")
+    done
+    if [[ -z $RESTORE_ERROR ]]; then
+        for entry in "$work"/*; do
+            name=${entry##*/}
+            [[ $name == .deploy ]] && continue
+            if ! mv -- "$entry" "$DEPLOY_DIR/"; then
+                RESTORE_ERROR="could not move $name into $DEPLOY_DIR"
+                break
+            fi
+            moved_in+=("$name")
+        done
+    fi
+    if [[ -n $RESTORE_ERROR ]]; then
+        log "restore of the files failed ($RESTORE_ERROR); putting the previous files back"
+        for name in "${moved_in[@]}"; do rm -rf -- "${DEPLOY_DIR:?}/$name" || true; done
+        for name in "${moved_out[@]}"; do mv -- "$old/$name" "$DEPLOY_DIR/" || true; done
+        shopt -u dotglob nullglob
+        return 1
+    fi
+    shopt -u dotglob nullglob
+    log "restored the files of $DEPLOY_DIR from $archive"
+    if ! rm -rf -- "$old" 2>/dev/null; then
+        log "WARNING: could not delete all replaced files in $old (owned by another user?); delete them by hand"
+    fi
+
+    if [[ -z $RESTORE_IMAGE ]]; then
+        log "the backup was taken when nothing was deployed: not starting anything"
+        return 0
+    fi
+    file="$DEPLOY_DIR/$restored_file"
+    if [[ ! -f $file ]]; then
+        RESTORE_ERROR="the backup has no compose file $restored_file"
+        return 1
+    fi
+    set_env_image "$DEPLOY_DIR" "$RESTORE_IMAGE" || log "WARNING: could not update $DEPLOY_DIR/.env"
+    log "starting $RESTORE_IMAGE: $(compose_hint "$file") up -d --remove-orphans"
+    if ! MCP_IMAGE=$RESTORE_IMAGE run_logged compose_cmd "$file" up -d --remove-orphans </dev/null; then
+        RESTORE_ERROR="compose up of $RESTORE_IMAGE failed"
+        MCP_IMAGE=$RESTORE_IMAGE show_service_logs "$file"
+        return 1
+    fi
+    log "checking health of the restored version at $HEALTH_URL"
+    if ! MCP_IMAGE=$RESTORE_IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$file"; then
+        RESTORE_ERROR="restored version $RESTORE_IMAGE is unhealthy too: $HEALTH_REASON"
+        return 1
+    fi
+    return 0
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Step 3: switch to the release staged by deploy.sh, check health, and roll back to the
+# backup on failure.
+set -euo pipefail
+umask 077
+STEP=release
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME --health-url URL
+                  --attempts N --timeout SECONDS [--env-file NAME]
+                  [--backup-dir DIR --backup-id ID] [--project NAME] [--lock-timeout SECONDS]
+
+Install the staged release (DIR/.deploy/staged/: compose file, env file, IMAGE) into DIR,
+'compose up -d --remove-orphans', and check URL. If unhealthy and --backup-id is given,
+restore that backup (files + previous image) and check it again. Staged files are kept,
+so re-running this script alone retries the release.
+
+  --deploy-dir DIR        absolute, existing deploy directory (e.g. /opt/mcp)
+  --compose-file NAME     compose file name (e.g. docker-compose.production.yml)
+  --service NAME          compose service of the app (e.g. mcp-api-prod)
+  --health-url URL        e.g. http://localhost:8000/api/v1/health
+  --attempts N            health check tries (e.g. 10)
+  --timeout SECONDS       overall health check deadline (e.g. 60)
+  --env-file NAME         install the staged env file of this name (e.g. .env.production)
+  --backup-dir DIR        where backup.sh wrote the archive (e.g. /opt/mcp-backups)
+  --backup-id ID          backup to roll back to on failure (e.g. 20251017_143025)
+  --project NAME          compose project (default: base name of DIR)
+  --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+
+stdout: {\"image\": \"REF\", \"health\": \"<body>\"}
+Exit codes: 2 bad argument, 3 missing dir/file/tool (or nothing staged), 4 locked,
+8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
+11 unhealthy and the rollback failed too (act now), 13 unhealthy, no rollback requested."
+
+DEPLOY_DIR="" COMPOSE_FILE="" SERVICE="" HEALTH_URL="" ATTEMPTS="" TIMEOUT="" ENV_FILE=""
+BACKUP_DIR="" BACKUP_ID="" PROJECT="" LOCK_TIMEOUT=120
+declare -A OPT_VARS=(
+    [--deploy-dir]=DEPLOY_DIR [--compose-file]=COMPOSE_FILE [--service]=SERVICE
+    [--health-url]=HEALTH_URL [--attempts]=ATTEMPTS [--timeout]=TIMEOUT [--env-file]=ENV_FILE
+    [--backup-dir]=BACKUP_DIR [--backup-id]=BACKUP_ID [--project]=PROJECT
+    [--lock-timeout]=LOCK_TIMEOUT
+)
+parse_opts "$@"
+
+require --deploy-dir "$DEPLOY_DIR" /opt/mcp
+require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
+require --service "$SERVICE" mcp-api-prod
+require --health-url "$HEALTH_URL" http://localhost:8000/api/v1/health
+require --attempts "$ATTEMPTS" 10
+require --timeout "$TIMEOUT" 60
+check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
+check_name --service "$SERVICE" mcp-api-prod
+check_url --health-url "$HEALTH_URL"
+check_posint --attempts "$ATTEMPTS"
+check_posint --timeout "$TIMEOUT"
+check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+if [[ -n $ENV_FILE ]]; then
+    check_filename --env-file "$ENV_FILE" .env.production
+    [[ $ENV_FILE != "$COMPOSE_FILE" && $ENV_FILE != .env && $ENV_FILE != IMAGE ]] ||
+        die "$E_ARG" "--env-file must differ from --compose-file, .env and IMAGE (e.g. --env-file .env.production)"
+fi
+require_together --backup-dir "$BACKUP_DIR" /opt/mcp-backups --backup-id "$BACKUP_ID" 20251017_143025
+if [[ -n $BACKUP_ID ]]; then
+    check_backup_id --backup-id "$BACKUP_ID" 0
+fi
+[[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
+check_project --project "$PROJECT"
+check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
+DEPLOY_DIR=${DEPLOY_DIR%/}
+[[ -n $DEPLOY_DIR ]] || die "$E_ARG" "--deploy-dir must not be /"
+ARCHIVE=""
+if [[ -n $BACKUP_ID ]]; then
+    check_dir --backup-dir "$BACKUP_DIR" /opt/mcp-backups
+    BACKUP_DIR=${BACKUP_DIR%/}
+    ARCHIVE=$(backup_archive "$BACKUP_DIR" "$BACKUP_ID")
+    [[ -f $ARCHIVE ]] ||
+        die "$E_MISSING" "--backup-id $BACKUP_ID: $ARCHIVE does not exist (refusing to release without the rollback it asks for)"
+fi
+need_tools docker curl flock tar gzip
+
+setup_traps
+acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
+detect_compose
+
+STAGED="$DEPLOY_DIR/.deploy/staged"
+LIVE="$DEPLOY_DIR/$COMPOSE_FILE"
+[[ -f $STAGED/IMAGE ]] || die "$E_MISSING" "nothing staged: $STAGED/IMAGE does not exist (run deploy.sh first)"
+IMAGE=$(head -n 1 -- "$STAGED/IMAGE")
+valid_image "$IMAGE" || die "$E_MISSING" "$STAGED/IMAGE holds an invalid image reference: $(shown "$IMAGE") (run deploy.sh again)"
+[[ -f $STAGED/$COMPOSE_FILE ]] || die "$E_MISSING" "nothing staged: $STAGED/$COMPOSE_FILE does not exist (run deploy.sh first)"
+if [[ -n $ENV_FILE && ! -f $STAGED/$ENV_FILE ]]; then
+    die "$E_MISSING" "nothing staged: $STAGED/$ENV_FILE does not exist (run deploy.sh with --env-file $ENV_FILE first)"
+fi
+
+PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$LIVE")
+log "releasing $IMAGE (replacing ${PREVIOUS_IMAGE:-nothing})"
+
+# install_file SRC DEST: copy via a temp name in DEST's dir, then rename (atomic).
+install_file() {
+    local src=$1 dest=$2
+    cp -- "$src" "$dest.release-tmp" && chmod 600 -- "$dest.release-tmp" && mv -f -- "$dest.release-tmp" "$dest"
+}
+
+# rollback REASON: restore the backup and exit 10 / 11 (or 13 without --backup-id, 8 if
+# compose itself failed).
+rollback() {
+    local reason=$1 no_rollback_code=$2 hint
+    hint="$(compose_hint "$LIVE") logs $SERVICE"
+    if [[ -z $ARCHIVE ]]; then
+        die "$no_rollback_code" "FAILED: $IMAGE was unhealthy ($reason). NOT rolled back (no --backup-id given): the failed release is still in place. Investigate: $hint; roll back with: $DEPLOY_DIR/.deploy/bin/restore.sh --backup latest ..."
+    fi
+    log "FAILED: $IMAGE is unhealthy ($reason). Rolling back to backup $BACKUP_ID ($ARCHIVE)"
+    if restore_archive "$ARCHIVE"; then
+        if [[ -z $RESTORE_IMAGE ]]; then
+            log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK to backup $BACKUP_ID ($ARCHIVE): nothing was running before this release, so the broken release was stopped and nothing is serving now. Investigate: the log lines above, or docker run --rm $IMAGE"
+        else
+            log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK to $RESTORE_IMAGE from backup $BACKUP_ID ($ARCHIVE); previous version is healthy again. Investigate: the log lines above of the failed release, $hint"
+        fi
+        exit "$E_ROLLED_BACK"
+    fi
+    log "ACT NOW: $IMAGE was unhealthy ($reason) AND the rollback to ${RESTORE_IMAGE:-${PREVIOUS_IMAGE:-the previous version}} from backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The app is probably DOWN."
+    log "ACT NOW: check $hint; retry the rollback with: $DEPLOY_DIR/.deploy/bin/restore.sh --deploy-dir $DEPLOY_DIR --backup-dir $BACKUP_DIR --backup $BACKUP_ID --compose-file $COMPOSE_FILE --service $SERVICE --project $PROJECT --health-url $HEALTH_URL --attempts $ATTEMPTS --timeout $TIMEOUT"
+    exit "$E_ROLLBACK_FAILED"
+}
+
+# 1. Install the staged files (kept in staged/ so a retry can re-run this script alone).
+install_file "$STAGED/$COMPOSE_FILE" "$LIVE" || die "$E_MISSING" "could not install $LIVE"
+log "installed $LIVE from $STAGED"
+if [[ -n $ENV_FILE ]]; then
+    install_file "$STAGED/$ENV_FILE" "$DEPLOY_DIR/$ENV_FILE" || die "$E_MISSING" "could not install $DEPLOY_DIR/$ENV_FILE"
+    log "installed $DEPLOY_DIR/$ENV_FILE (mode 0600)"
+fi
+set_env_image "$DEPLOY_DIR" "$IMAGE" || die "$E_MISSING" "could not update $DEPLOY_DIR/.env"
+log "set MCP_IMAGE=$IMAGE in $DEPLOY_DIR/.env"
+
+# 2. Start it.
+log "$(compose_hint "$LIVE") up -d --remove-orphans"
+if ! MCP_IMAGE=$IMAGE run_logged compose_cmd "$LIVE" up -d --remove-orphans </dev/null; then
+    MCP_IMAGE=$IMAGE show_service_logs "$LIVE"
+    rollback "compose up failed" "$E_COMPOSE"
+fi
+
+# 3. Health.
+log "checking $HEALTH_URL (up to $ATTEMPTS attempts within ${TIMEOUT}s)"
+if ! MCP_IMAGE=$IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$LIVE"; then
+    rollback "$HEALTH_REASON" "$E_UNHEALTHY"
+fi
+
+log "done: $IMAGE is released and healthy"
+json_object image "$IMAGE" health "$HEALTH_BODY"
