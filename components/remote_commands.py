@@ -23,12 +23,15 @@ def _command(paths: PathSettings, script: str, options: list[tuple[str, str | in
 
 
 def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str | int]]:
-    return [
+    options: list[tuple[str, str | int]] = [
         ("--deploy-dir", paths.deploy_dir),
         ("--compose-file", app.compose_file),
         ("--service", app.service),
         ("--lock-timeout", app.lock_timeout_seconds),
     ]
+    if app.compose_project is not None:
+        options.append(("--project", app.compose_project))
+    return options
 
 
 def _health_options(app: AppSettings) -> list[tuple[str, str | int]]:

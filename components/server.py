@@ -25,19 +25,23 @@ from components import remote_commands
 from components.settings import AppSettings, ImageSettings, PathSettings, ServerSettings
 
 
+def script_result(stdout: str) -> dict[str, str]:
+    """The JSON object a remote script prints as its last stdout line ({} when there is none)."""
+    lines = [line for line in (stdout or "").splitlines() if line.strip()]
+    if not lines:
+        return {}
+    try:
+        parsed = json.loads(lines[-1])
+    except ValueError:
+        return {}
+    return (
+        {str(key): str(value) for key, value in parsed.items()} if isinstance(parsed, dict) else {}
+    )
+
+
 def json_field(stdout: pulumi.Output[str], key: str) -> pulumi.Output[str]:
-    """Reads `key` from the JSON line a remote script prints last on stdout (not a secret)."""
-
-    def parse(text: str) -> str:
-        lines = [line for line in (text or "").splitlines() if line.strip()]
-        if not lines:
-            return ""
-        try:
-            return str(json.loads(lines[-1]).get(key, ""))
-        except ValueError:
-            return ""
-
-    return pulumi.Output.unsecret(stdout.apply(parse))
+    """Reads `key` from a remote script's result line; not a secret, so shown in outputs."""
+    return pulumi.Output.unsecret(stdout.apply(lambda text: script_result(text).get(key, "")))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -110,6 +110,7 @@ class AppSettings:
     health_timeout_seconds: int
     public_url: str
     lock_timeout_seconds: int
+    compose_project: str | None = None
 
 
 @dataclass(frozen=True)
@@ -526,6 +527,15 @@ def _read_app(reader: _Reader) -> AppSettings:
         3600,
         "120",
     )
+    compose_project = reader.field(obj, "app", "composeProject", "mcp", required=False)
+    if compose_project is not None:
+        compose_project = reader.string(
+            compose_project,
+            "app.composeProject",
+            re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
+            "must be a compose project name (lower-case letters, digits, '_', '-')",
+            "mcp",
+        )
     return AppSettings(
         compose_source=compose_source,
         compose_file=compose_file,
@@ -536,6 +546,7 @@ def _read_app(reader: _Reader) -> AppSettings:
         health_timeout_seconds=timeout,
         public_url=public_url,
         lock_timeout_seconds=lock_timeout,
+        compose_project=compose_project,
     )
 
 

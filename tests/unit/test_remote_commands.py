@@ -83,3 +83,11 @@ def test_deploy_stdin_puts_password_first_then_env_file() -> None:
 def test_every_script_the_program_installs_exists_in_the_repo() -> None:
     for name in remote_commands.SCRIPT_NAMES:
         assert remote_commands.script_source(name).is_file(), name
+
+
+def test_compose_project_is_passed_only_when_configured() -> None:
+    assert "--project" not in remote_commands.backup_command(PATHS, APP)
+    named = AppSettings(**{**APP.__dict__, "compose_project": "mcp-blue"})
+    assert remote_commands.backup_command(PATHS, named).endswith(
+        "--lock-timeout 60 --project mcp-blue --backup-dir /opt/mcp-backups --keep 7 --min-free-mb 100"
+    )
