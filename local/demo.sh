@@ -82,7 +82,7 @@ if [[ $mode == pulumi ]]; then
   pulumi stack output --stack local
 else
   say "scripts-only mode: running the program's remote steps over SSH without the Pulumi engine"
-  ssh_target "mkdir -p $deploy_dir/.deploy/bin $deploy_dir/.deploy/staged $backup_dir"
+  ssh_target "mkdir -p $deploy_dir/.deploy/bin $deploy_dir/.deploy/staged $deploy_dir/data $backup_dir"
   for script in remote/*.sh; do
     ssh_target "cat > $deploy_dir/.deploy/bin/${script##*/}" <"$script"
   done

@@ -101,9 +101,9 @@ mktemp_in "$BACKUP_DIR" ".${BACKUP_PREFIX}${backup_id}.XXXXXX.tmp" || die "$E_BA
 tmp_archive=$MKTEMP_PATH
 log "archiving $DEPLOY_DIR (without .deploy/) to $archive"
 if ! run_logged tar -czf "$tmp_archive" \
-    --exclude=./.deploy -C "$DEPLOY_DIR" . \
+    --exclude=./.deploy --exclude='./.mcp-replaced-*' -C "$DEPLOY_DIR" . \
     -C "$manifest_dir" "./$MANIFEST_NAME"; then
-    die "$E_BACKUP" "tar failed while writing $archive (unreadable files in $DEPLOY_DIR, or disk full?); nothing was kept"
+    die "$E_BACKUP" "tar failed while writing $archive (see the tar lines above: files in $DEPLOY_DIR must be readable by $(id -un), e.g. sudo chown -R $(id -un): $DEPLOY_DIR; or the disk is full); nothing was kept and the running app was not touched"
 fi
 chmod 600 -- "$tmp_archive"
 if ! verify_archive "$tmp_archive"; then

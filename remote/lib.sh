@@ -407,12 +407,28 @@ service_container() {
     compose_cmd "$file" ps -q "$SERVICE" 2>/dev/null </dev/null | head -n 1 || true
 }
 
+# live_colour DEPLOY_DIR: the blue-green colour serving traffic, read from
+# <deploy-dir>/.deploy/live-colour ("" when the deploy dir is not run blue-green).
+live_colour() {
+    local colour=""
+    if [[ -f $1/.deploy/live-colour ]]; then
+        colour=$(head -n 1 -- "$1/.deploy/live-colour" 2>/dev/null || true)
+    fi
+    if [[ $colour == blue || $colour == green ]]; then
+        printf '%s' "$colour"
+    fi
+    return 0
+}
+
 # running_image DEPLOY_DIR FILE: image of the running service container, else MCP_IMAGE of
 # .env (logged), else "". Prints it.
 running_image() {
-    local dir=$1 file=$2 cid="" img="" running=""
+    local dir=$1 file=$2 cid="" img="" running="" colour
     local MCP_IMAGE
     MCP_IMAGE=$(env_image "$dir")
+    # Blue-green (remote/bluegreen.sh): the serving release is the live colour's project.
+    colour=$(live_colour "$dir")
+    local PROJECT=${PROJECT}${colour:+-$colour}
     if [[ -f $file ]]; then
         cid=$(service_container "$file")
     fi
@@ -630,17 +646,15 @@ restore_archive() {
         log "no $file: nothing to stop"
     fi
 
-    # Swap the contents: move the current ones aside, move the archive's in.
-    mktemp_in "$DEPLOY_DIR/.deploy" replaced.XXXXXX -d || {
-        RESTORE_ERROR="cannot create a temp dir in $DEPLOY_DIR/.deploy"
-        return 1
-    }
-    old=$MKTEMP_PATH
+    # Swap the contents: rename the current ones aside *in the deploy dir itself* (renaming a
+    # directory within its parent needs no write permission on the directory, so this works
+    # even for a data dir that Docker created as root), then move the archive's in.
+    old=".mcp-replaced-$(date +%Y%m%d%H%M%S)-$$"
     shopt -s dotglob nullglob
     for entry in "$DEPLOY_DIR"/*; do
         name=${entry##*/}
-        [[ $name == .deploy ]] && continue
-        if ! mv -- "$entry" "$old/"; then
+        [[ $name == .deploy || $name == .mcp-replaced-* ]] && continue
+        if ! mv -- "$entry" "$DEPLOY_DIR/$old.$name"; then
             RESTORE_ERROR="could not move $entry aside"
             break
         fi
@@ -660,15 +674,17 @@ restore_archive() {
     if [[ -n $RESTORE_ERROR ]]; then
         log "restore of the files failed ($RESTORE_ERROR); putting the previous files back"
         for name in "${moved_in[@]}"; do rm -rf -- "${DEPLOY_DIR:?}/$name" || true; done
-        for name in "${moved_out[@]}"; do mv -- "$old/$name" "$DEPLOY_DIR/" || true; done
+        for name in "${moved_out[@]}"; do mv -- "$DEPLOY_DIR/$old.$name" "$DEPLOY_DIR/$name" || true; done
         shopt -u dotglob nullglob
         return 1
     fi
     shopt -u dotglob nullglob
     log "restored the files of $DEPLOY_DIR from $archive"
-    if ! rm -rf -- "$old" 2>/dev/null; then
-        log "WARNING: could not delete all replaced files in $old (owned by another user?); delete them by hand"
-    fi
+    for name in "${moved_out[@]}"; do
+        if ! rm -rf -- "${DEPLOY_DIR:?}/$old.$name" 2>/dev/null; then
+            log "WARNING: could not delete the replaced $DEPLOY_DIR/$old.$name (files owned by root?); delete it by hand (sudo rm -rf)"
+        fi
+    done
 
     if [[ -z $RESTORE_IMAGE ]]; then
         log "the backup was taken when nothing was deployed: not starting anything"

@@ -9,6 +9,7 @@ sends, work against the scripts on a real server, and that the outputs the progr
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,3 +146,20 @@ def test_program_commands_deploy_report_and_roll_back(
     assert code == 0, stderr
     assert restored == {"restored_backup": good_backup, "image": v1}
     assert served_version(http, steps.target.health_url) == "v1"
+
+
+def test_rollback_works_when_docker_created_the_data_dir_as_root(
+    steps: ProgramSteps, sample_images: dict[str, str], http: HttpProbe
+) -> None:
+    """Docker creates a missing bind-mount dir as root; the deploy user cannot move it to
+    another directory, so the restore must rename it in place (found running the demo)."""
+    _, _, code, stderr = steps.deploy(sample_images["v1"])
+    assert code == 0, stderr
+    data_dir = steps.target.deploy_dir / "data"
+    os.chown(data_dir, 0, 0)  # as Docker leaves it when it creates ./data itself
+
+    _, _, code, stderr = steps.deploy(sample_images["broken-crash"])
+    assert code == 10, stderr
+    assert "ROLLED BACK" in stderr
+    assert served_version(http, steps.target.health_url) == "v1"
+    assert not [p.name for p in steps.target.deploy_dir.iterdir() if p.name.startswith(".mcp-")]
