@@ -12,7 +12,15 @@ from pathlib import Path
 from components.settings import AppSettings, PathSettings
 
 SCRIPTS_SOURCE_DIR = Path(__file__).resolve().parent.parent / "remote"
-SCRIPT_NAMES = ("lib.sh", "backup.sh", "deploy.sh", "release.sh", "restore.sh", "healthcheck.sh")
+SCRIPT_NAMES = (
+    "lib.sh",
+    "bluegreen.sh",
+    "backup.sh",
+    "deploy.sh",
+    "release.sh",
+    "restore.sh",
+    "healthcheck.sh",
+)
 
 
 def _command(paths: PathSettings, script: str, options: list[tuple[str, str | int]]) -> str:
@@ -40,6 +48,27 @@ def _health_options(app: AppSettings) -> list[tuple[str, str | int]]:
         ("--attempts", app.health_attempts),
         ("--timeout", app.health_timeout_seconds),
     ]
+
+
+def _strategy_options(app: AppSettings) -> list[tuple[str, str | int]]:
+    """`--strategy blue-green` and the proxy options; nothing for `recreate` (the scripts'
+    default), so that the command lines, and the steps' triggers, of existing stacks stay
+    the same."""
+    if app.strategy != "blue-green":
+        return []
+    if app.proxy is None:
+        raise ValueError("app.strategy blue-green needs the mcp:proxy settings")
+    options: list[tuple[str, str | int]] = [
+        ("--strategy", "blue-green"),
+        ("--proxy-image", app.proxy.image),
+    ]
+    if app.proxy.listen is not None:
+        options.append(("--proxy-listen", app.proxy.listen))
+    if app.proxy.colour_ports is not None:
+        blue, green = app.proxy.colour_ports
+        options.append(("--colour-ports", f"{blue},{green}"))
+    options.append(("--drain-seconds", app.proxy.drain_seconds))
+    return options
 
 
 def backup_command(paths: PathSettings, app: AppSettings) -> str:
@@ -94,6 +123,7 @@ def release_command(
     if with_env_file:
         options.append(("--env-file", app.env_file_name))
     options += [("--backup-dir", paths.backup_dir), ("--backup-id", backup_id)]
+    options += _strategy_options(app)
     return _command(paths, "release.sh", options)
 
 
@@ -107,6 +137,7 @@ def restore_command(paths: PathSettings, app: AppSettings, backup: str) -> str:
             *_health_options(app),
             ("--backup-dir", paths.backup_dir),
             ("--backup", backup),
+            *_strategy_options(app),
         ],
     )
 

@@ -99,6 +99,24 @@ class PathSettings:
         return f"{self.deploy_dir}/.deploy/staged"
 
 
+STRATEGIES = ("recreate", "blue-green")
+PROXY_IMAGE_PATTERN = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$"
+)
+LISTEN_PATTERN = re.compile(r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3})?:([0-9]{1,5})$")
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The reverse proxy of the blue-green strategy (see remote/bluegreen.sh)."""
+
+    image: str
+    listen: str | None = None  # default on the server: 127.0.0.1:<healthUrl port>
+    colour_ports: tuple[int, int] | None = None  # default: healthUrl port + 1, + 2
+    drain_seconds: int = 2
+
+
 @dataclass(frozen=True)
 class AppSettings:
     compose_source: str
@@ -111,6 +129,8 @@ class AppSettings:
     public_url: str
     lock_timeout_seconds: int
     compose_project: str | None = None
+    strategy: str = "recreate"
+    proxy: ProxySettings | None = None
 
 
 @dataclass(frozen=True)
@@ -536,6 +556,21 @@ def _read_app(reader: _Reader) -> AppSettings:
             "must be a compose project name (lower-case letters, digits, '_', '-')",
             "mcp",
         )
+    strategy = str(reader.field(obj, "app", "strategy", "blue-green", default="recreate"))
+    if strategy not in STRATEGIES:
+        reader.problem(
+            "app.strategy",
+            f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}",
+            "blue-green",
+        )
+    proxy = _read_proxy(reader, required=strategy == "blue-green")
+    if strategy == "blue-green" and health_url and not health_url.startswith("http://"):
+        reader.problem(
+            "app.healthUrl",
+            "must be a plain http:// URL with app.strategy blue-green (the proxy serves HTTP on "
+            f"its port; put TLS in front of it), got {health_url!r}",
+            "http://localhost:8000/api/v1/health",
+        )
     return AppSettings(
         compose_source=compose_source,
         compose_file=compose_file,
@@ -547,7 +582,62 @@ def _read_app(reader: _Reader) -> AppSettings:
         public_url=public_url,
         lock_timeout_seconds=lock_timeout,
         compose_project=compose_project,
+        strategy=strategy,
+        proxy=proxy,
     )
+
+
+def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
+    example = '{"image": "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"}'
+    obj = reader.object(
+        "proxy", f"{example} (needed by app.strategy blue-green)", required=required
+    )
+    if obj is None:
+        return None
+    image = reader.string(
+        reader.field(obj, "proxy", "image", "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"),
+        "proxy.image",
+        PROXY_IMAGE_PATTERN,
+        "must be an image reference with a tag or digest (build it with proxy/build.sh)",
+        "ghcr.io/feustey/mcp-proxy:caddy-2.11.9",
+    )
+    listen_raw = reader.field(obj, "proxy", "listen", "127.0.0.1:8000", required=False)
+    listen = None
+    if listen_raw is not None:
+        listen = reader.string(
+            listen_raw,
+            "proxy.listen",
+            lambda text: (
+                (m := LISTEN_PATTERN.match(text)) is not None and 1 <= int(m.group(1)) <= 65535
+            ),
+            "must be [ADDRESS]:PORT where the proxy listens (default 127.0.0.1:<healthUrl port>)",
+            "127.0.0.1:8000",
+        )
+    ports_raw = obj.get("colourPorts")
+    colour_ports = None
+    if ports_raw is not None:
+        if (
+            isinstance(ports_raw, list)
+            and len(ports_raw) == 2
+            and all(isinstance(p, int) and not isinstance(p, bool) for p in ports_raw)
+            and all(1 <= p <= 65535 for p in ports_raw)
+            and ports_raw[0] != ports_raw[1]
+        ):
+            colour_ports = (ports_raw[0], ports_raw[1])
+        else:
+            reader.problem(
+                "proxy.colourPorts",
+                f"must be two different ports [blue, green] on 127.0.0.1, got {ports_raw!r}",
+                "[8001, 8002]",
+            )
+    drain = reader.integer(
+        reader.field(obj, "proxy", "drainSeconds", "2", default=2),
+        "proxy.drainSeconds",
+        0,
+        300,
+        "2",
+    )
+    return ProxySettings(image=image, listen=listen, colour_ports=colour_ports, drain_seconds=drain)
 
 
 def _read_image(reader: _Reader) -> ImageSettings:

@@ -139,10 +139,13 @@ if [[ -f $DEPLOY_DIR/.env ]]; then
     validate_args+=(--env-file "$DEPLOY_DIR/.env") # the compose variables of the live dir
 fi
 log "validating $STAGED/$COMPOSE_FILE with MCP_IMAGE=$IMAGE"
-if ! MCP_IMAGE=$IMAGE run_logged compose_cmd "$STAGED/$COMPOSE_FILE" "${validate_args[@]}" config -q </dev/null; then
+# One compose run validates and lists the services (compose v1 takes ~1 s to start).
+mktemp_in "${TMPDIR:-/tmp}" mcp-config.XXXXXX || die "$E_MISSING" "cannot create a temp file in ${TMPDIR:-/tmp}"
+config_err=$MKTEMP_PATH
+if ! services=$(MCP_IMAGE=$IMAGE compose_cmd "$STAGED/$COMPOSE_FILE" "${validate_args[@]}" config --services 2>"$config_err" </dev/null); then
+    log_stream <"$config_err"
     die "$E_COMPOSE" "the staged compose file $STAGED/$COMPOSE_FILE does not validate with MCP_IMAGE=$IMAGE (see above); the running app is unchanged"
 fi
-services=$(MCP_IMAGE=$IMAGE compose_cmd "$STAGED/$COMPOSE_FILE" "${validate_args[@]}" config --services 2>/dev/null </dev/null) || true
 if ! grep -qxF -- "$SERVICE" <<<"$services"; then
     die "$E_COMPOSE" "the staged compose file $STAGED/$COMPOSE_FILE has no service $SERVICE (services: $(tr '\n' ' ' <<<"$services"))"
 fi

@@ -400,10 +400,19 @@ set_env_image() {
     mv -f -- "$tmp" "$f"
 }
 
-# service_container FILE: id of the service's container ("" if none).
+# service_container FILE: id of the service's container ("" if none). Asks the docker CLI by
+# compose labels first (fast), and compose itself when that finds nothing (slow: compose v1
+# takes most of a second to start, and this runs several times per step).
 service_container() {
-    local file=$1
+    local file=$1 cid
     [[ -f $file ]] || return 0
+    cid=$(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" \
+        --filter "label=com.docker.compose.service=$SERVICE" \
+        --filter "label=com.docker.compose.oneoff=False" 2>/dev/null </dev/null | head -n 1 || true)
+    if [[ -n $cid ]]; then
+        printf '%s\n' "$cid"
+        return 0
+    fi
     compose_cmd "$file" ps -q "$SERVICE" 2>/dev/null </dev/null | head -n 1 || true
 }
 

@@ -6,10 +6,14 @@ umask 077
 STEP=release
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=bluegreen.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME --health-url URL
                   --attempts N --timeout SECONDS [--env-file NAME]
                   [--backup-dir DIR --backup-id ID] [--project NAME] [--lock-timeout SECONDS]
+                  [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
+                   [--colour-ports B,G] [--drain-seconds N]]
 
 Install the staged release (DIR/.deploy/staged/: compose file, env file, IMAGE) into DIR,
 'compose up -d --remove-orphans', and check URL. If unhealthy and --backup-id is given,
@@ -27,8 +31,13 @@ so re-running this script alone retries the release.
   --backup-id ID          backup to roll back to on failure (e.g. 20251017_143025)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+$BG_USAGE
 
-stdout: {\"image\": \"REF\", \"health\": \"<body>\"}
+With --strategy blue-green the release starts in the idle colour beside the live one and
+the proxy moves traffic only once it is healthy; a failed colour is stopped, never switched
+to, and the live colour keeps serving (exit 10, with or without --backup-id).
+
+stdout: {\"image\": \"REF\", \"health\": \"<body>\"} (blue-green adds \"colour\")
 Exit codes: 2 bad argument, 3 missing dir/file/tool (or nothing staged), 4 locked,
 8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
 11 unhealthy and the rollback failed too (act now), 13 unhealthy, no rollback requested."
@@ -41,6 +50,7 @@ declare -A OPT_VARS=(
     [--backup-dir]=BACKUP_DIR [--backup-id]=BACKUP_ID [--project]=PROJECT
     [--lock-timeout]=LOCK_TIMEOUT
 )
+bg_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -55,6 +65,7 @@ check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+bg_validate
 if [[ -n $ENV_FILE ]]; then
     check_filename --env-file "$ENV_FILE" .env.production
     [[ $ENV_FILE != "$COMPOSE_FILE" && $ENV_FILE != .env && $ENV_FILE != IMAGE ]] ||
@@ -94,7 +105,8 @@ if [[ -n $ENV_FILE && ! -f $STAGED/$ENV_FILE ]]; then
 fi
 
 PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$LIVE")
-log "releasing $IMAGE (replacing ${PREVIOUS_IMAGE:-nothing})"
+log "releasing $IMAGE (replacing ${PREVIOUS_IMAGE:-nothing}; strategy $STRATEGY)"
+bg_init
 
 # install_file SRC DEST: copy via a temp name in DEST's dir, then rename (atomic).
 install_file() {
@@ -123,6 +135,11 @@ rollback() {
     log "ACT NOW: check $hint; retry the rollback with: $DEPLOY_DIR/.deploy/bin/restore.sh --deploy-dir $DEPLOY_DIR --backup-dir $BACKUP_DIR --backup $BACKUP_ID --compose-file $COMPOSE_FILE --service $SERVICE --project $PROJECT --health-url $HEALTH_URL --attempts $ATTEMPTS --timeout $TIMEOUT"
     exit "$E_ROLLBACK_FAILED"
 }
+
+if [[ $STRATEGY == blue-green ]]; then
+    bg_release # exits
+fi
+bg_teardown # only when leaving blue-green for recreate
 
 # 1. Install the staged files (kept in staged/ so a retry can re-run this script alone).
 install_file "$STAGED/$COMPOSE_FILE" "$LIVE" || die "$E_MISSING" "could not install $LIVE"

@@ -5,10 +5,14 @@ umask 077
 STEP=restore
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=bluegreen.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --backup ID|latest --compose-file NAME
                   --service NAME --health-url URL --attempts N --timeout SECONDS
                   [--project NAME] [--lock-timeout SECONDS]
+                  [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
+                   [--colour-ports B,G] [--drain-seconds N]]
 
 Restore BACKUP-DIR/${BACKUP_PREFIX}ID.tar.gz: stop the current release (volumes kept),
 replace the contents of DIR (except DIR/.deploy/) with the archive's, start the image named
@@ -24,6 +28,11 @@ in its manifest and check URL.
   --timeout SECONDS       overall health check deadline (e.g. 60)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+$BG_USAGE
+
+With --strategy blue-green the backup's files are swapped in while the live colour keeps
+serving, its image starts in the idle colour, and the proxy switches once it is healthy;
+if it is not, the files are put back and the live colour never stopped serving (exit 12).
 
 List the backups: ls $BACKUP_PREFIX* in the backup dir.
 stdout: {\"restored_backup\": \"ID\", \"image\": \"REF\"}
@@ -37,6 +46,7 @@ declare -A OPT_VARS=(
     [--compose-file]=COMPOSE_FILE [--service]=SERVICE [--health-url]=HEALTH_URL
     [--attempts]=ATTEMPTS [--timeout]=TIMEOUT [--project]=PROJECT [--lock-timeout]=LOCK_TIMEOUT
 )
+bg_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -54,6 +64,7 @@ check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+bg_validate
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
 check_project --project "$PROJECT"
 check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -82,7 +93,12 @@ fi
 ARCHIVE=$(backup_archive "$BACKUP_DIR" "$BACKUP_ID")
 
 PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$DEPLOY_DIR/$COMPOSE_FILE")
-log "restoring backup $BACKUP_ID ($ARCHIVE), replacing ${PREVIOUS_IMAGE:-nothing}"
+log "restoring backup $BACKUP_ID ($ARCHIVE), replacing ${PREVIOUS_IMAGE:-nothing} (strategy $STRATEGY)"
+bg_init
+if [[ $STRATEGY == blue-green ]]; then
+    bg_restore "$ARCHIVE" "$BACKUP_ID" # exits
+fi
+bg_teardown # only when leaving blue-green for recreate
 if ! restore_archive "$ARCHIVE"; then
     die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. Check: $(compose_hint "$DEPLOY_DIR/$COMPOSE_FILE") ps; logs $SERVICE"
 fi

@@ -318,6 +318,44 @@ def sample_images(local_server: LocalServer) -> dict[str, str]:
     return refs
 
 
+PROXY_BUILD_SH = ROOT / "proxy" / "build.sh"
+PROXY_REPOSITORY = "mcp/proxy"
+PROXY_TAG = "caddy-2.11.9"
+
+
+@pytest.fixture(scope="session")
+def proxy_image(local_server: LocalServer) -> str:
+    """The blue-green proxy (Caddy, `proxy/build.sh`) in the local registry; its image ref.
+
+    Built here from Caddy's Go module (static, FROM scratch, nothing pulled) and pushed; rebuilt
+    only when the registry lacks the tag or its mcp.proxy.source-sha256 label is outdated.
+    """
+    hash_proc = subprocess.run(
+        ["bash", str(PROXY_BUILD_SH), "--source-hash"], capture_output=True, text=True, check=False
+    )
+    if hash_proc.returncode != 0 or not hash_proc.stdout.strip():
+        pytest.fail(f"proxy/build.sh --source-hash failed:\n{hash_proc.stderr}")
+    _docker_login_root(local_server)
+    ref = f"{local_server.registry}/{PROXY_REPOSITORY}:{PROXY_TAG}"
+    labels = registry_image_labels(local_server, PROXY_REPOSITORY, PROXY_TAG)
+    if labels is None or labels.get("mcp.proxy.source-sha256") != hash_proc.stdout.strip():
+        proc = subprocess.run(
+            ["bash", str(PROXY_BUILD_SH), ref, "--push"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if proc.returncode != 0:
+            pytest.fail(
+                f"building the proxy image {ref} failed (exit {proc.returncode}):\n"
+                f"{proc.stdout}\n{proc.stderr}",
+                pytrace=False,
+            )
+    return ref
+
+
 # ----------------------------------------------------------------------------- targets
 
 

@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from components import remote_commands
+
 if TYPE_CHECKING:  # fixtures come from conftest.py; imported for the annotations only
     from conftest import DeployTarget, HttpProbe, LocalServer
 
 REMOTE = Path(__file__).resolve().parents[2] / "remote"
-SCRIPT_FILES = ["lib.sh", "backup.sh", "deploy.sh", "release.sh", "restore.sh", "healthcheck.sh"]
+# Exactly the files the Pulumi program copies to the server.
+SCRIPT_FILES = remote_commands.SCRIPT_NAMES
 ENV_CONTENT = "APP_SECRET=deployed-by-test\nAPP_GREETING=hello world\n"
 
 

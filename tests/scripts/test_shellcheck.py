@@ -7,21 +7,15 @@ import subprocess
 
 import pytest
 
+from components import remote_commands
+
 from ._helpers import REMOTE, REPO
 
 SCRIPTS = sorted(REMOTE.glob("*.sh"))
 
 
-def test_scripts_exist() -> None:
-    names = {p.name for p in SCRIPTS}
-    assert {
-        "lib.sh",
-        "backup.sh",
-        "deploy.sh",
-        "release.sh",
-        "restore.sh",
-        "healthcheck.sh",
-    } <= names
+def test_every_script_the_program_installs_is_checked() -> None:
+    assert set(remote_commands.SCRIPT_NAMES) <= {p.name for p in SCRIPTS}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -38,7 +32,17 @@ def test_shellcheck_clean(script) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("script", [p for p in SCRIPTS if p.name != "lib.sh"], ids=lambda p: p.name)
+SOURCED = ("lib.sh", "bluegreen.sh")  # libraries: sourced by the scripts, never run
+
+
+@pytest.mark.parametrize("script", [p for p in SCRIPTS if p.name in SOURCED], ids=lambda p: p.name)
+def test_sourced_library_header(script) -> None:
+    assert script.read_text().startswith("# shellcheck shell=bash\n")
+
+
+@pytest.mark.parametrize(
+    "script", [p for p in SCRIPTS if p.name not in SOURCED], ids=lambda p: p.name
+)
 def test_script_header(script) -> None:
     text = script.read_text()
     assert text.startswith("#!/usr/bin/env bash\n")

@@ -89,5 +89,6 @@ def test_compose_project_is_passed_only_when_configured() -> None:
     assert "--project" not in remote_commands.backup_command(PATHS, APP)
     named = AppSettings(**{**APP.__dict__, "compose_project": "mcp-blue"})
     assert remote_commands.backup_command(PATHS, named).endswith(
-        "--lock-timeout 60 --project mcp-blue --backup-dir /opt/mcp-backups --keep 7 --min-free-mb 100"
+        "--lock-timeout 60 --project mcp-blue "
+        "--backup-dir /opt/mcp-backups --keep 7 --min-free-mb 100"
     )

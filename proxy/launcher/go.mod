@@ -1,0 +1,3 @@
+module mcp-proxy-launch
+
+go 1.22

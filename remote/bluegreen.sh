@@ -1,0 +1,548 @@
+# shellcheck shell=bash
+# Blue-green releases behind a reverse proxy (Caddy). Sourced by release.sh and restore.sh
+# after lib.sh, never run. See remote/README.md "Strategies".
+#
+#   proxy       container <project>-proxy (docker run, --network host, restart unless-stopped)
+#               listening on --proxy-listen (the public port of the health URL); its config
+#               is <deploy-dir>/.deploy/proxy/caddy.json, its admin API the unix socket
+#               <deploy-dir>/.deploy/proxy/admin.sock (no TCP admin port).
+#   colours     compose projects <project>-blue and <project>-green from the same compose file,
+#               each publishing the app on 127.0.0.1:<colour port> (exported as MCP_HTTP_PORT,
+#               which the compose file must use); ./data bind mounts are shared by both.
+#   live colour <deploy-dir>/.deploy/live-colour
+#
+# A release: start the idle colour beside the live one -> health-check it directly on its own
+# port -> only then point the proxy at it (Caddy's POST /load: graceful, the listener is kept,
+# in-flight requests finish) -> record it as live -> wait --drain-seconds -> stop the old
+# colour. A colour that fails its health check never receives traffic: it is stopped and the
+# live colour keeps serving.
+
+# Options shared by release.sh and restore.sh (added to their OPT_VARS).
+STRATEGY=recreate PROXY_IMAGE="" PROXY_LISTEN="" COLOUR_PORTS="" DRAIN_SECONDS=2
+# shellcheck disable=SC2034 # read by the sourcing script's parse_opts
+BG_OPT_VARS=(
+    --strategy STRATEGY --proxy-image PROXY_IMAGE --proxy-listen PROXY_LISTEN
+    --colour-ports COLOUR_PORTS --drain-seconds DRAIN_SECONDS
+)
+# shellcheck disable=SC2034 # appended to the sourcing script's USAGE
+readonly BG_USAGE="  --strategy NAME         recreate (default: stop, then start, in place) or blue-green
+                          (start beside the live colour, switch the proxy once healthy)
+  --proxy-image REF       blue-green: the proxy image (e.g. ghcr.io/owner/mcp-proxy:caddy-2.11.9)
+  --proxy-listen ADDR     blue-green: where the proxy listens (default 127.0.0.1:<health URL port>)
+  --colour-ports B,G      blue-green: loopback ports of the blue and green apps, exported as
+                          MCP_HTTP_PORT (default: health URL port + 1 and + 2)
+  --drain-seconds N       blue-green: wait before stopping the old colour (default 2)"
+
+BG_PATH="" BG_BASE_PROJECT="" BG_PROXY_NAME="" BG_PROXY_DIR="" BG_LIVE_FILE=""
+BG_ERROR=""
+declare -A BG_PORT=()
+BG_INSTALLED=() BG_SAVED="" BG_MOVED_IN=() BG_MOVED_OUT=() BG_OLD=""
+
+# bg_register_options: add the strategy options to the caller's OPT_VARS.
+bg_register_options() {
+    local i
+    for ((i = 0; i < ${#BG_OPT_VARS[@]}; i += 2)); do
+        # shellcheck disable=SC2034 # OPT_VARS is the caller's associative array
+        OPT_VARS["${BG_OPT_VARS[i]}"]=${BG_OPT_VARS[i + 1]}
+    done
+}
+
+# bg_validate: check the strategy options (after parse_opts, before anything is touched).
+# Needs HEALTH_URL.
+bg_validate() {
+    local port blue green listen_port
+    case $STRATEGY in
+        recreate)
+            local opt
+            for opt in PROXY_IMAGE PROXY_LISTEN COLOUR_PORTS; do
+                [[ -z ${!opt} ]] ||
+                    die "$E_ARG" "--proxy-image, --proxy-listen and --colour-ports go with --strategy blue-green only (e.g. --strategy blue-green --proxy-image $IMAGE_EXAMPLE)"
+            done
+            check_nonneg_int --drain-seconds "$DRAIN_SECONDS"
+            return 0
+            ;;
+        blue-green) ;;
+        *) die "$E_ARG" "--strategy must be recreate or blue-green, got $(shown "$STRATEGY") (e.g. --strategy blue-green)" ;;
+    esac
+    require --proxy-image "$PROXY_IMAGE" "ghcr.io/owner/mcp-proxy:caddy-2.11.9"
+    check_image --proxy-image "$PROXY_IMAGE"
+    check_nonneg_int --drain-seconds "$DRAIN_SECONDS"
+    if [[ ! $HEALTH_URL =~ ^http://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:([0-9]{1,5}))?(/[^[:space:]]*)?$ ]]; then
+        die "$E_ARG" "--strategy blue-green needs a plain http:// --health-url with a host name or address (the proxy serves HTTP; put TLS in front of it), got $(shown "$HEALTH_URL") (e.g. --health-url http://localhost:8000/api/v1/health)"
+    fi
+    port=${BASH_REMATCH[3]:-80}
+    BG_PATH=${BASH_REMATCH[4]:-/}
+    [[ -n $PROXY_LISTEN ]] || PROXY_LISTEN="127.0.0.1:$port"
+    [[ $PROXY_LISTEN =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:]+\])?:([0-9]{1,5})$ ]] ||
+        die "$E_ARG" "--proxy-listen must be [ADDRESS]:PORT, got $(shown "$PROXY_LISTEN") (e.g. --proxy-listen 127.0.0.1:8000)"
+    listen_port=${BASH_REMATCH[3]}
+    [[ -n $COLOUR_PORTS ]] || COLOUR_PORTS="$((port + 1)),$((port + 2))"
+    [[ $COLOUR_PORTS =~ ^([0-9]{1,5}),([0-9]{1,5})$ ]] ||
+        die "$E_ARG" "--colour-ports must be two ports BLUE,GREEN, got $(shown "$COLOUR_PORTS") (e.g. --colour-ports 8001,8002)"
+    blue=${BASH_REMATCH[1]} green=${BASH_REMATCH[2]}
+    for port in "$blue" "$green" "$listen_port"; do
+        ((port >= 1 && port <= 65535)) ||
+            die "$E_ARG" "port $port is out of range 1-65535 (e.g. --colour-ports 8001,8002 --proxy-listen 127.0.0.1:8000)"
+    done
+    if ((blue == green || blue == listen_port || green == listen_port)); then
+        die "$E_ARG" "--colour-ports $COLOUR_PORTS must be two different ports, both unlike the proxy's $PROXY_LISTEN (e.g. --colour-ports 8001,8002)"
+    fi
+    BG_PORT[blue]=$blue
+    BG_PORT[green]=$green
+}
+
+# bg_init: names derived from DEPLOY_DIR and PROJECT (after both are final).
+bg_init() {
+    BG_BASE_PROJECT=$PROJECT
+    BG_PROXY_NAME="$PROJECT-proxy"
+    BG_PROXY_DIR="$DEPLOY_DIR/.deploy/proxy"
+    BG_LIVE_FILE="$DEPLOY_DIR/.deploy/live-colour"
+}
+
+bg_other() {
+    if [[ $1 == blue ]]; then printf green; else printf blue; fi
+}
+
+# bg_colour_url COLOUR: the health URL of that colour, straight to its port (no proxy).
+bg_colour_url() {
+    printf 'http://127.0.0.1:%s%s' "${BG_PORT[$1]}" "$BG_PATH"
+}
+
+# bg_in_colour COLOUR CMD...: run CMD (e.g. compose_cmd, health_check) on that colour's
+# compose project, with MCP_HTTP_PORT set to its port.
+bg_in_colour() {
+    local colour=$1
+    shift
+    local PROJECT="$BG_BASE_PROJECT-$colour"
+    local MCP_HTTP_PORT=${BG_PORT[$colour]:-0}
+    export MCP_HTTP_PORT
+    "$@"
+}
+
+# bg_check_compose FILE: refuse compose files the two colours cannot both run from:
+# a fixed container_name, or a named volume without an explicit name (compose would create
+# one volume per colour project, and the data would not be shared). Sets BG_ERROR.
+bg_check_compose() {
+    local file=$1 config unnamed sum stamp="$BG_PROXY_DIR/compose-checked"
+    sum=$(sha256sum -- "$file" | cut -d' ' -f1)
+    if [[ -f $stamp && $(cat -- "$stamp" 2>/dev/null) == "$sum" ]]; then
+        return 0 # this very file passed before (compose v1 takes ~1 s to print its config)
+    fi
+    if ! config=$(compose_cmd "$file" config 2>&1 </dev/null); then
+        BG_ERROR="compose config failed for $file: ${config:0:500}"
+        return 1
+    fi
+    if grep -qE '^[[:space:]]+container_name:' <<<"$config"; then
+        BG_ERROR="$file sets container_name: blue and green cannot both run; remove it (the scripts name the projects $BG_BASE_PROJECT-blue / -green)"
+        return 1
+    fi
+    unnamed=$(awk '
+        /^volumes:/ { inside = 1; next }
+        /^[^ ]/ { if (inside && vol != "" && !ok) print vol; inside = 0; vol = "" }
+        inside && /^  [^ ]/ { if (vol != "" && !ok) print vol; vol = $1; sub(/:.*/, "", vol); ok = 0; next }
+        inside && /^    (name|external):/ { ok = 1 }
+        END { if (inside && vol != "" && !ok) print vol }
+    ' <<<"$config" | tr '\n' ' ')
+    if [[ -n ${unnamed// /} ]]; then
+        BG_ERROR="named volume(s) ${unnamed% } in $file have no explicit 'name:': each colour would get its own empty volume. Give each one a name shared by both colours (e.g. volumes: {${unnamed%% *}: {name: ${BG_BASE_PROJECT}_${unnamed%% *}}}), or use a ./bind mount"
+        return 1
+    fi
+    if mkdir -p -- "$BG_PROXY_DIR"; then printf '%s\n' "$sum" >"$stamp" || true; fi
+    return 0
+}
+
+# ---------------------------------------------------------------- proxy
+
+# bg_ensure_proxy_image: pull --proxy-image unless present (uses deploy.sh's registry login).
+bg_ensure_proxy_image() {
+    if docker image inspect "$PROXY_IMAGE" >/dev/null 2>&1; then
+        return 0
+    fi
+    log "pulling the proxy image $PROXY_IMAGE"
+    run_logged docker pull "$PROXY_IMAGE" </dev/null
+}
+
+# bg_write_config UPSTREAM_PORT: the proxy's whole config, written atomically. It listens on
+# fd 3: the socket of --proxy-listen, bound once by the image's launcher (proxy/launcher), so
+# that a reload never opens a second socket (no connection reset or refused during a switch).
+bg_write_config() {
+    local port=$1 tmp
+    mkdir -p -- "$BG_PROXY_DIR" || return 1
+    tmp=$(mktemp "$BG_PROXY_DIR/caddy.json.XXXXXX") || return 1
+    cat >"$tmp" <<JSON
+{
+  "admin": {"listen": "unix//config/admin.sock"},
+  "logging": {"logs": {"default": {"level": "WARN"}}},
+  "apps": {
+    "http": {
+      "grace_period": "30s",
+      "servers": {
+        "mcp": {
+          "listen": ["fd/3"],
+          "automatic_https": {"disable": true},
+          "routes": [{
+            "handle": [{
+              "handler": "reverse_proxy",
+              "upstreams": [{"dial": "127.0.0.1:$port"}],
+              "load_balancing": {"try_duration": "5s", "try_interval": "250ms"}
+            }]
+          }]
+        }
+      }
+    }
+  }
+}
+JSON
+    chmod 600 -- "$tmp" && mv -f -- "$tmp" "$BG_PROXY_DIR/caddy.json"
+}
+
+# bg_admin PATH [CURL ARGS...]: a request to the proxy's admin API (unix socket).
+bg_admin() {
+    local path=$1
+    shift
+    curl -fsS --max-time 60 --unix-socket "$BG_PROXY_DIR/admin.sock" "$@" "http://localhost$path" </dev/null
+}
+
+bg_proxy_state() {
+    docker inspect -f '{{.State.Running}} {{.Config.Image}} {{index .Config.Labels "mcp.proxy.listen"}}' "$BG_PROXY_NAME" 2>/dev/null ||
+        printf 'absent - -'
+}
+
+# bg_proxy_start: (re)create the proxy container from caddy.json and wait until it answers.
+# When the project still runs with --strategy recreate (it holds the public port), it is
+# stopped first: the one switch from recreate to blue-green has a gap of a few seconds.
+bg_proxy_start() {
+    local cids i
+    cids=$(MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" ps -q 2>/dev/null </dev/null || true)
+    if [[ -n $cids ]]; then
+        log "switching from --strategy recreate: stopping project $PROJECT, which holds the public port (short gap)"
+        MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} run_logged compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" down --remove-orphans </dev/null ||
+            log "WARNING: compose down of $PROJECT failed"
+    fi
+    docker rm -f "$BG_PROXY_NAME" >/dev/null 2>&1 || true
+    rm -f -- "$BG_PROXY_DIR/admin.sock"
+    log "starting the proxy: docker run --name $BG_PROXY_NAME --network host $PROXY_IMAGE (listening on $PROXY_LISTEN)"
+    if ! run_logged docker run -d --name "$BG_PROXY_NAME" --restart unless-stopped --network host \
+        --user "$MCP_UID:$MCP_GID" --label "mcp.deploy.project=$BG_BASE_PROJECT" \
+        --label "mcp.deploy.role=proxy" --label "mcp.proxy.listen=$PROXY_LISTEN" \
+        -e "MCP_PROXY_LISTEN=$PROXY_LISTEN" -e XDG_CONFIG_HOME=/config -e XDG_DATA_HOME=/config \
+        -v "$BG_PROXY_DIR:/config" "$PROXY_IMAGE" run --config /config/caddy.json </dev/null; then
+        BG_ERROR="docker run of the proxy $PROXY_IMAGE failed"
+        return 1
+    fi
+    for ((i = 0; i < 100; i++)); do
+        if bg_admin /config/ -o /dev/null 2>/dev/null; then
+            return 0
+        fi
+        if [[ $(bg_proxy_state) != true* ]]; then
+            break
+        fi
+        sleep 0.2
+    done
+    BG_ERROR="the proxy did not come up (docker logs $BG_PROXY_NAME)"
+    run_logged docker logs --tail 20 "$BG_PROXY_NAME" </dev/null || true
+    return 1
+}
+
+# bg_point_proxy COLOUR: send all new requests to COLOUR. Graceful: Caddy keeps its listener
+# and lets in-flight requests finish on the old upstream. Starts the proxy if needed (a
+# different --proxy-image replaces the container: a sub-second gap). Sets BG_ERROR.
+bg_point_proxy() {
+    local colour=$1 state out
+    BG_ERROR=""
+    bg_write_config "${BG_PORT[$colour]}" || {
+        BG_ERROR="cannot write $BG_PROXY_DIR/caddy.json"
+        return 1
+    }
+    state=$(bg_proxy_state)
+    if [[ $state == "true $PROXY_IMAGE $PROXY_LISTEN" ]]; then
+        log "switching the proxy to $colour (127.0.0.1:${BG_PORT[$colour]}): POST /load to $BG_PROXY_DIR/admin.sock"
+        if ! out=$(bg_admin /load -H 'Content-Type: application/json' --data-binary "@$BG_PROXY_DIR/caddy.json" 2>&1); then
+            BG_ERROR="the proxy refused the new config: ${out:0:500}"
+            return 1
+        fi
+        return 0
+    fi
+    [[ $state == absent* ]] || log "the proxy container is not running $PROXY_IMAGE on $PROXY_LISTEN (running image listen: $state): replacing it"
+    bg_proxy_start
+}
+
+# bg_switch COLOUR: point the proxy at COLOUR and check the public health URL through it.
+bg_switch() {
+    local colour=$1
+    bg_point_proxy "$colour" || return 1
+    if ! health_check "$HEALTH_URL" 5 15; then
+        BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $HEALTH_REASON"
+        return 1
+    fi
+    return 0
+}
+
+# bg_stop_colour COLOUR FILE: compose down that colour (volumes kept). Never fatal.
+bg_stop_colour() {
+    local colour=$1 file=$2
+    [[ -n $colour ]] || return 0
+    log "stopping colour $colour: $(bg_in_colour "$colour" compose_hint "$file") down --remove-orphans --timeout 10"
+    MCP_IMAGE=${MCP_IMAGE:-mcp-image-not-set:none} bg_in_colour "$colour" run_logged compose_cmd "$file" down --remove-orphans --timeout 10 </dev/null ||
+        log "WARNING: compose down of colour $colour failed; it receives no traffic, stop it by hand"
+}
+
+# bg_detach WHAT CMD...: run CMD in a detached background job and return at once. The job
+# keeps the deploy lock (fd 9) until CMD is done, so the next step waits for it; it logs to
+# .deploy/history.log only (the SSH session is not kept open by it).
+bg_detach() {
+    local what=$1
+    shift
+    (
+        exec </dev/null >/dev/null 2>&1
+        printf 'script=%s (background job: %s) pid=%s started=%s\n' \
+            "$SCRIPT_NAME" "$what" "$BASHPID" "$(date '+%Y-%m-%dT%H:%M:%S%z')" >"$HOLDER_FILE" || true
+        "$@"
+        log "$what: done (background job $BASHPID)"
+        rm -f -- "$HOLDER_FILE"
+    ) &
+    log "$what: in background job $! (it holds the deploy lock until done; see $LOG_FILE)"
+    disown
+}
+
+# bg_drain_and_stop OLD FILE: let OLD drain --drain-seconds, then stop it.
+bg_drain_and_stop() {
+    if ((DRAIN_SECONDS > 0)); then
+        log "draining colour $1 for ${DRAIN_SECONDS}s"
+        sleep "$DRAIN_SECONDS"
+    fi
+    bg_stop_colour "$1" "$2"
+}
+
+# bg_retire OLD FILE [background]: after a switch, drain and stop OLD (in a background job
+# with "background": the release is complete once traffic moved).
+bg_retire() {
+    local old=$1 file=$2 mode=${3:-}
+    [[ -n $old ]] || return 0
+    if [[ $mode == background ]]; then
+        bg_detach "stopping colour $old after ${DRAIN_SECONDS}s of draining" bg_drain_and_stop "$old" "$file"
+    else
+        bg_drain_and_stop "$old" "$file"
+    fi
+}
+
+# bg_teardown [force]: leave blue-green (for --strategy recreate after blue-green): stop the
+# proxy and both colours, forget the live colour. The app is down until the caller starts
+# it. Does nothing when no colour is live, unless "force" is given.
+bg_teardown() {
+    local colour file="$DEPLOY_DIR/$COMPOSE_FILE"
+    [[ -n $(live_colour "$DEPLOY_DIR") || ${1:-} == force ]] || return 0
+    log "switching from --strategy blue-green to recreate: stopping the proxy and both colours (short gap)"
+    docker rm -f "$PROJECT-proxy" >/dev/null 2>&1 || true
+    for colour in blue green; do
+        if [[ -f $file ]]; then
+            MCP_IMAGE=${MCP_IMAGE:-mcp-image-not-set:none} PROJECT="$PROJECT-$colour" run_logged compose_cmd "$file" down --remove-orphans --timeout 10 </dev/null || true
+        fi
+    done
+    rm -f -- "$DEPLOY_DIR/.deploy/live-colour"
+}
+
+# ---------------------------------------------------------------- release
+
+# bg_release: release.sh with --strategy blue-green (exits). Needs release.sh's globals.
+# shellcheck disable=SC2153 # IMAGE, LIVE, STAGED... are release.sh's globals
+bg_release() {
+    local live new saved f url
+    live=$(live_colour "$DEPLOY_DIR")
+    new=$(bg_other "$live")
+    bg_ensure_proxy_image ||
+        die "$E_REGISTRY" "could not pull the proxy image $PROXY_IMAGE (nothing was touched; is the registry login of deploy.sh valid for it?)"
+
+    # Keep the live files, to put them back if the new colour fails.
+    mktemp_in "$DEPLOY_DIR/.deploy" previous.XXXXXX -d || die "$E_MISSING" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
+    saved=$MKTEMP_PATH
+    BG_INSTALLED=("$COMPOSE_FILE")
+    [[ -z $ENV_FILE ]] || BG_INSTALLED+=("$ENV_FILE")
+    for f in "${BG_INSTALLED[@]}"; do
+        if [[ -f $DEPLOY_DIR/$f ]]; then cp -p -- "$DEPLOY_DIR/$f" "$saved/$f"; fi
+    done
+    BG_SAVED=$saved
+
+    install_file "$STAGED/$COMPOSE_FILE" "$LIVE" || die "$E_MISSING" "could not install $LIVE"
+    if [[ -n $ENV_FILE ]]; then
+        install_file "$STAGED/$ENV_FILE" "$DEPLOY_DIR/$ENV_FILE" || die "$E_MISSING" "could not install $DEPLOY_DIR/$ENV_FILE"
+    fi
+    log "installed $LIVE${ENV_FILE:+ and $DEPLOY_DIR/$ENV_FILE} from $STAGED"
+
+    if ! MCP_IMAGE=$IMAGE bg_in_colour "$new" bg_check_compose "$LIVE"; then
+        bg_release_failed "$live" "$new" "$BG_ERROR"
+    fi
+    log "starting $IMAGE as colour $new ($(MCP_IMAGE=$IMAGE bg_in_colour "$new" compose_hint "$LIVE") up -d, MCP_HTTP_PORT=${BG_PORT[$new]}) beside ${live:-nothing}"
+    if ! MCP_IMAGE=$IMAGE bg_in_colour "$new" run_logged compose_cmd "$LIVE" up -d --remove-orphans </dev/null; then
+        MCP_IMAGE=$IMAGE bg_in_colour "$new" show_service_logs "$LIVE"
+        bg_release_failed "$live" "$new" "compose up failed"
+    fi
+    url=$(bg_colour_url "$new")
+    log "checking colour $new directly at $url (up to $ATTEMPTS attempts within ${TIMEOUT}s); no traffic moves before it is healthy"
+    if ! MCP_IMAGE=$IMAGE bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$LIVE"; then
+        bg_release_failed "$live" "$new" "$HEALTH_REASON"
+    fi
+    local body=$HEALTH_BODY
+    if ! bg_switch "$new"; then
+        bg_switch_failed "$live" "$new"
+    fi
+    printf '%s\n' "$new" >"$BG_LIVE_FILE"
+    set_env_image "$DEPLOY_DIR" "$IMAGE" || log "WARNING: could not update $DEPLOY_DIR/.env"
+    log "traffic moved to colour $new ($IMAGE)"
+    rm -rf -- "$saved"
+    bg_retire "$live" "$LIVE" background
+    log "done: $IMAGE is released and healthy (blue-green, colour $new)"
+    json_object image "$IMAGE" health "$body" colour "$new"
+    exit 0
+}
+
+# bg_put_back_files: restore the files bg_release replaced (or remove them if new).
+bg_put_back_files() {
+    local f
+    for f in "${BG_INSTALLED[@]}"; do
+        if [[ -f $BG_SAVED/$f ]]; then
+            mv -f -- "$BG_SAVED/$f" "$DEPLOY_DIR/$f" || log "WARNING: could not put back $DEPLOY_DIR/$f"
+        else
+            rm -f -- "${DEPLOY_DIR:?}/$f"
+        fi
+    done
+}
+
+# bg_release_failed LIVE NEW REASON: the new colour never received traffic; stop it, put
+# the previous files back, exit 10.
+bg_release_failed() {
+    local live=$1 new=$2 reason=$3
+    log "FAILED: $IMAGE (colour $new) is unhealthy ($reason); it never received traffic"
+    bg_put_back_files
+    # It receives no traffic: stopping it need not delay the answer.
+    MCP_IMAGE=$IMAGE bg_detach "stopping the failed colour $new" bg_stop_colour "$new" "$STAGED/$COMPOSE_FILE"
+    if [[ -n $live ]]; then
+        log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK without downtime: the previous version ${PREVIOUS_IMAGE:-?} (colour $live) kept serving; no traffic moved. The failed colour $new is being stopped. Investigate: the log lines above, or docker run --rm $IMAGE"
+    else
+        log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK: nothing was serving in blue-green before this release, and nothing was switched; no traffic moved. ${PREVIOUS_IMAGE:+The previous version $PREVIOUS_IMAGE kept serving. }Investigate: the log lines above, or docker run --rm $IMAGE"
+    fi
+    exit "$E_ROLLED_BACK"
+}
+
+# bg_switch_failed LIVE NEW: the proxy could not be switched to NEW; point it back at LIVE.
+bg_switch_failed() {
+    local live=$1 new=$2 why=$BG_ERROR
+    log "the switch to colour $new failed: $why"
+    if [[ -z $live ]] || bg_point_proxy "$live"; then
+        bg_release_failed "$live" "$new" "switch failed: $why"
+    fi
+    log "ACT NOW: the switch to colour $new ($IMAGE) failed ($why) AND pointing the proxy back at colour $live failed: $BG_ERROR. Check: docker logs $BG_PROXY_NAME; $BG_PROXY_DIR/caddy.json"
+    exit "$E_ROLLBACK_FAILED"
+}
+
+# ---------------------------------------------------------------- restore
+
+# bg_restore ARCHIVE BACKUP_ID: restore.sh with --strategy blue-green (exits). The backup's
+# files are swapped in while the live colour keeps serving, the backup's image starts in the
+# idle colour, and traffic moves once it is healthy; if it is not, the files are swapped back
+# and the live colour never stops serving.
+# shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are restore.sh's globals
+bg_restore() {
+    local archive=$1 backup_id=$2 work manifest image file restored_file old entry name
+    local live new url moved_out=() moved_in=() err=""
+    verify_archive "$archive" || die "$E_RESTORE" "backup $backup_id: $VERIFY_ERROR"
+    mktemp_in "$DEPLOY_DIR/.deploy" restore.XXXXXX -d || die "$E_RESTORE" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
+    work=$MKTEMP_PATH
+    log "extracting $archive"
+    run_logged tar -xpzf "$archive" -C "$work" || die "$E_RESTORE" "could not extract $archive"
+    manifest="$work/$MANIFEST_NAME"
+    [[ -f $manifest ]] || die "$E_RESTORE" "$archive has no $MANIFEST_NAME"
+    image=$(manifest_value "$manifest" image)
+    if [[ -n $image ]] && ! valid_image "$image"; then
+        die "$E_RESTORE" "manifest of $archive names an invalid image: $(shown "$image")"
+    fi
+    restored_file=$(manifest_value "$manifest" compose_file)
+    [[ $restored_file =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] || restored_file=$COMPOSE_FILE
+    rm -f -- "$manifest"
+    if [[ -z $image ]]; then
+        log "the backup was taken when nothing was deployed: stopping everything, starting nothing"
+        bg_teardown force
+    else
+        bg_ensure_proxy_image || die "$E_RESTORE" "could not pull the proxy image $PROXY_IMAGE (nothing was touched)"
+    fi
+    live=$(live_colour "$DEPLOY_DIR")
+    new=$(bg_other "$live")
+
+    # Swap the files while the live colour keeps serving (its bind mounts follow the moved
+    # directories until it stops; writes it makes from now on are lost, as with any restore).
+    old=".mcp-replaced-$(date +%Y%m%d%H%M%S)-$$"
+    shopt -s dotglob nullglob
+    for entry in "$DEPLOY_DIR"/*; do
+        name=${entry##*/}
+        [[ $name == .deploy || $name == .mcp-replaced-* ]] && continue
+        mv -- "$entry" "$DEPLOY_DIR/$old.$name" || {
+            err="could not move $entry aside"
+            break
+        }
+        moved_out+=("$name")
+    done
+    if [[ -z $err ]]; then
+        for entry in "$work"/*; do
+            name=${entry##*/}
+            mv -- "$entry" "$DEPLOY_DIR/" || {
+                err="could not move $name into $DEPLOY_DIR"
+                break
+            }
+            moved_in+=("$name")
+        done
+    fi
+    shopt -u dotglob nullglob
+    BG_MOVED_IN=("${moved_in[@]}") BG_MOVED_OUT=("${moved_out[@]}") BG_OLD=$old
+    [[ -z $err ]] || bg_restore_failed "$backup_id" "$archive" "$live" "" "$err"
+    log "restored the files of $DEPLOY_DIR from $archive"
+
+    if [[ -n $image ]]; then
+        file="$DEPLOY_DIR/$restored_file"
+        [[ -f $file ]] || bg_restore_failed "$backup_id" "$archive" "$live" "" "the backup has no compose file $restored_file"
+        MCP_IMAGE=$image bg_in_colour "$new" bg_check_compose "$file" ||
+            bg_restore_failed "$backup_id" "$archive" "$live" "" "$BG_ERROR"
+        log "starting $image as colour $new beside ${live:-nothing}"
+        if ! MCP_IMAGE=$image bg_in_colour "$new" run_logged compose_cmd "$file" up -d --remove-orphans </dev/null; then
+            MCP_IMAGE=$image bg_in_colour "$new" show_service_logs "$file"
+            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "compose up of $image failed"
+        fi
+        url=$(bg_colour_url "$new")
+        log "checking colour $new directly at $url; no traffic moves before it is healthy"
+        MCP_IMAGE=$image bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$file" ||
+            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "restored version $image is unhealthy: $HEALTH_REASON"
+        if ! bg_switch "$new"; then
+            err=$BG_ERROR
+            if [[ -n $live ]] && ! bg_point_proxy "$live"; then
+                die "$E_ROLLBACK_FAILED" "ACT NOW: restore of $backup_id: the switch to colour $new failed ($err) AND pointing the proxy back at colour $live failed: $BG_ERROR"
+            fi
+            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "switch failed: $err"
+        fi
+        printf '%s\n' "$new" >"$BG_LIVE_FILE"
+        set_env_image "$DEPLOY_DIR" "$image" || log "WARNING: could not update $DEPLOY_DIR/.env"
+        log "traffic moved to colour $new ($image)"
+        bg_retire "$live" "$file"
+    fi
+    for name in "${moved_out[@]}"; do
+        rm -rf -- "${DEPLOY_DIR:?}/$old.$name" 2>/dev/null ||
+            log "WARNING: could not delete the replaced $DEPLOY_DIR/$old.$name (files owned by root?); delete it by hand"
+    done
+    if [[ -z $image ]]; then
+        log "done: restored backup $backup_id ($archive); it was taken before anything was deployed, so nothing is running now"
+    else
+        log "done: restored backup $backup_id ($archive); $image is serving from colour $new"
+    fi
+    json_object restored_backup "$backup_id" image "$image"
+    exit 0
+}
+
+# bg_restore_failed ID ARCHIVE LIVE NEW REASON: put the previous files back, stop NEW, exit 12.
+bg_restore_failed() {
+    local backup_id=$1 archive=$2 live=$3 new=$4 reason=$5 name
+    log "restore failed ($reason); putting the previous files back"
+    if [[ -n $new ]]; then
+        MCP_IMAGE=${MCP_IMAGE:-mcp-image-not-set:none} bg_stop_colour "$new" "$DEPLOY_DIR/$COMPOSE_FILE"
+    fi
+    for name in "${BG_MOVED_IN[@]}"; do rm -rf -- "${DEPLOY_DIR:?}/$name" || true; done
+    for name in "${BG_MOVED_OUT[@]}"; do mv -- "$DEPLOY_DIR/$BG_OLD.$name" "$DEPLOY_DIR/$name" || true; done
+    die "$E_RESTORE" "restore of backup $backup_id ($archive) FAILED: $reason. ${live:+The current version (colour $live) kept serving; no traffic moved.}"
+}

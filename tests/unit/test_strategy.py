@@ -1,0 +1,199 @@
+"""The deploy strategy (mcp:app.strategy, mcp:proxy): config validation, command lines, and
+what the program declares with it."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components import remote_commands
+from components.settings import AppSettings, PathSettings, ProxySettings
+from tests.unit.conftest import ProgramRun, TestKeys, base_config
+from tests.unit.test_settings import load, problems_for
+
+PROXY_IMAGE = "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"
+PATHS = PathSettings("/opt/mcp", "/opt/mcp-backups", keep_backups=7, min_free_mb=100)
+APP = AppSettings(
+    compose_source="docker-compose.production.yml",
+    compose_file="docker-compose.production.yml",
+    env_file_name=".env.production",
+    service="mcp-api-prod",
+    health_url="http://localhost:8000/api/v1/health",
+    health_attempts=30,
+    health_timeout_seconds=120,
+    public_url="https://api.dazno.de",
+    lock_timeout_seconds=60,
+)
+BLUE_GREEN = AppSettings(
+    **{
+        **APP.__dict__,
+        "strategy": "blue-green",
+        "proxy": ProxySettings(image=PROXY_IMAGE, drain_seconds=3),
+    }
+)
+
+
+def blue_green_config(keys: TestKeys, **proxy: Any) -> dict[str, Any]:
+    config = base_config(keys)
+    config["app"] = {**config["app"], "strategy": "blue-green"}
+    config["proxy"] = {"image": PROXY_IMAGE, **proxy}
+    return config
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_recreate_is_the_default(test_keys: TestKeys) -> None:
+    settings = load(base_config(test_keys))
+    assert settings.app.strategy == "recreate"
+    assert settings.app.proxy is None
+
+
+def test_blue_green_with_defaults(test_keys: TestKeys) -> None:
+    settings = load(blue_green_config(test_keys))
+    assert settings.app.strategy == "blue-green"
+    assert settings.app.proxy == ProxySettings(image=PROXY_IMAGE)
+    assert settings.app.proxy.drain_seconds == 2
+
+
+def test_blue_green_with_every_proxy_key(test_keys: TestKeys) -> None:
+    config = blue_green_config(
+        test_keys, listen="0.0.0.0:8000", colourPorts=[9001, 9002], drainSeconds=0
+    )
+    proxy = load(config).app.proxy
+    assert proxy == ProxySettings(PROXY_IMAGE, "0.0.0.0:8000", (9001, 9002), 0)
+
+
+def test_unknown_strategy_names_the_key_and_shows_an_example(test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config["app"] = {**config["app"], "strategy": "rolling"}
+    (problem,) = problems_for(config)
+    assert problem.startswith("mcp:app.strategy: must be one of recreate, blue-green")
+    assert "'rolling'" in problem and problem.endswith("Example: blue-green")
+
+
+def test_blue_green_needs_the_proxy_image(test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config["app"] = {**config["app"], "strategy": "blue-green"}
+    (problem,) = problems_for(config)
+    assert problem.startswith("mcp:proxy: is missing")
+    assert "Example: " in problem and "image" in problem
+    config["proxy"] = {"listen": "127.0.0.1:8000"}
+    (problem,) = problems_for(config)
+    assert problem.startswith("mcp:proxy.image: is missing")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("image", "caddy", "mcp:proxy.image: must be an image reference with a tag or digest"),
+        ("image", "ghcr.io/x/proxy:", "mcp:proxy.image: must be an image reference"),
+        ("image", "ghcr.io/x/p:v1;id", "mcp:proxy.image: must be an image reference"),
+        ("listen", "localhost:8000", "mcp:proxy.listen: must be [ADDRESS]:PORT"),
+        ("listen", "127.0.0.1:99999", "mcp:proxy.listen: must be [ADDRESS]:PORT"),
+        ("colourPorts", [8001], "mcp:proxy.colourPorts: must be two different ports"),
+        ("colourPorts", [8001, 8001], "mcp:proxy.colourPorts: must be two different ports"),
+        ("colourPorts", ["8001", 8002], "mcp:proxy.colourPorts: must be two different ports"),
+        ("drainSeconds", 1000, "mcp:proxy.drainSeconds: must be between 0 and 300"),
+    ],
+)
+def test_bad_proxy_value_names_the_key_and_shows_an_example(
+    test_keys: TestKeys, field: str, value: Any, expected: str
+) -> None:
+    problems = problems_for(blue_green_config(test_keys, **{field: value}))
+    matching = [p for p in problems if p.startswith(expected)]
+    assert matching, problems
+    assert "Example: " in matching[0]
+
+
+def test_blue_green_needs_a_plain_http_health_url(test_keys: TestKeys) -> None:
+    config = blue_green_config(test_keys)
+    config["app"] = {**config["app"], "healthUrl": "https://localhost:8443/health"}
+    (problem,) = problems_for(config)
+    assert problem.startswith("mcp:app.healthUrl: must be a plain http:// URL")
+
+
+# ---------------------------------------------------------------- command lines
+
+
+def test_recreate_command_lines_are_unchanged() -> None:
+    release = remote_commands.release_command(PATHS, APP, "20251017_143025", with_env_file=True)
+    restore = remote_commands.restore_command(PATHS, APP, "latest")
+    for command in (release, restore):
+        assert "--strategy" not in command and "--proxy" not in command
+
+
+def test_blue_green_release_and_restore_command_lines() -> None:
+    strategy = f"--strategy blue-green --proxy-image {PROXY_IMAGE} --drain-seconds 3"
+    release = remote_commands.release_command(
+        PATHS, BLUE_GREEN, "20251017_143025", with_env_file=True
+    )
+    assert release.startswith("bash /opt/mcp/.deploy/bin/release.sh --deploy-dir /opt/mcp ")
+    assert release.endswith(f"--backup-id 20251017_143025 {strategy}")
+    restore = remote_commands.restore_command(PATHS, BLUE_GREEN, "latest")
+    assert restore.endswith(f"--backup latest {strategy}")
+    # backup and deploy do not depend on the strategy.
+    assert remote_commands.backup_command(PATHS, BLUE_GREEN) == remote_commands.backup_command(
+        PATHS, APP
+    )
+
+
+def test_blue_green_optional_proxy_options_are_passed_quoted() -> None:
+    app = AppSettings(
+        **{
+            **APP.__dict__,
+            "strategy": "blue-green",
+            "proxy": ProxySettings(PROXY_IMAGE, "0.0.0.0:8000", (9001, 9002), 0),
+        }
+    )
+    words = shlex.split(remote_commands.release_command(PATHS, app, "x", with_env_file=False))
+    tail = words[words.index("--strategy") :]
+    assert tail == [
+        "--strategy",
+        "blue-green",
+        "--proxy-image",
+        PROXY_IMAGE,
+        "--proxy-listen",
+        "0.0.0.0:8000",
+        "--colour-ports",
+        "9001,9002",
+        "--drain-seconds",
+        "0",
+    ]
+
+
+def test_the_program_installs_the_blue_green_helpers() -> None:
+    assert "bluegreen.sh" in remote_commands.SCRIPT_NAMES
+    assert remote_commands.script_source("bluegreen.sh").is_file()
+
+
+# ---------------------------------------------------------------- the program
+
+
+def test_program_passes_the_strategy_to_release(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    run = run_program(blue_green_config(test_keys, colourPorts=[8001, 8002]))
+    release = run.get("server-release").inputs["create"]
+    assert release.endswith(
+        f"--strategy blue-green --proxy-image {PROXY_IMAGE} --colour-ports 8001,8002 "
+        "--drain-seconds 2"
+    )
+    assert "--strategy" not in run.get("server-backup").inputs["create"]
+    assert "--strategy" not in run.get("server-deploy").inputs["create"]
+    copies = {r.inputs["remotePath"] for r in run.of_type("command:remote:CopyToRemote")}
+    assert "/opt/mcp/.deploy/bin/bluegreen.sh" in copies
+    assert run.depends_on("server-release", "server-deploy")
+
+
+def test_program_passes_the_strategy_to_a_restore(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    config = blue_green_config(test_keys)
+    config["restoreBackup"] = "latest"
+    run = run_program(config)
+    restore = run.get("server-restore").inputs["create"]
+    assert "--backup latest --strategy blue-green --proxy-image" in restore
