@@ -346,7 +346,7 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
             reader.problem(
                 "slackWebhookUrl",
                 "must be an https:// Slack incoming-webhook URL (value not shown: it is secret)",
-                "https://hooks.slack.com/services/T000/B000/XXXX",
+                "https://hooks.slack.com/services/<team>/<channel>/<token>",
             )
 
     restore_raw = reader.source.get("restoreBackup")

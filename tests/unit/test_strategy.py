@@ -10,23 +10,12 @@ from typing import Any
 import pytest
 
 from components import remote_commands
-from components.settings import AppSettings, PathSettings, ProxySettings
+from components.settings import AppSettings, ProxySettings
 from tests.unit.conftest import ProgramRun, TestKeys, base_config
+from tests.unit.test_remote_commands import APP, PATHS
 from tests.unit.test_settings import load, problems_for
 
 PROXY_IMAGE = "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"
-PATHS = PathSettings("/opt/mcp", "/opt/mcp-backups", keep_backups=7, min_free_mb=100)
-APP = AppSettings(
-    compose_source="docker-compose.production.yml",
-    compose_file="docker-compose.production.yml",
-    env_file_name=".env.production",
-    service="mcp-api-prod",
-    health_url="http://localhost:8000/api/v1/health",
-    health_attempts=30,
-    health_timeout_seconds=120,
-    public_url="https://api.dazno.de",
-    lock_timeout_seconds=60,
-)
 BLUE_GREEN = AppSettings(
     **{
         **APP.__dict__,
