@@ -52,23 +52,18 @@ docker login "$MCP_LOCAL_REGISTRY" -u "$MCP_LOCAL_REGISTRY_USER" --password-stdi
   <"$MCP_LOCAL_REGISTRY_PASSWORD_FILE" >/dev/null
 bash app/build.sh "$app_version" "$app_mode" "$image" --push
 
-deploy_dir=/opt/mcp-local/mcp
-backup_dir=/opt/mcp-local/mcp-backups
 health_url=http://127.0.0.1:8000/api/v1/health
-
 ssh_target() {
   ssh -i "$MCP_LOCAL_KEY" -p "$MCP_LOCAL_SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=yes \
     -o UserKnownHostsFile="$MCP_LOCAL_KNOWN_HOSTS" "$MCP_LOCAL_USER@$MCP_LOCAL_HOST" "$@"
 }
-
-json_value() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])[sys.argv[1]])' "$1"; }
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet -r requirements.txt
 
 if [[ $mode == pulumi ]]; then
   export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-local-demo-passphrase}
   export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$repo_root/.pulumi-local}
   mkdir -p "${PULUMI_BACKEND_URL#file://}"
-  [[ -x .venv/bin/python ]] || python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet -r requirements.txt
   say "selecting stack local (backend $PULUMI_BACKEND_URL)"
   pulumi stack select --create local
   pulumi config set --stack local --path mcp:server.hostKey "$MCP_LOCAL_HOST_KEY"
@@ -81,21 +76,17 @@ if [[ $mode == pulumi ]]; then
   pulumi up --stack local --yes
   pulumi stack output --stack local
 else
-  say "scripts-only mode: running the program's remote steps over SSH without the Pulumi engine"
-  ssh_target "mkdir -p $deploy_dir/.deploy/bin $deploy_dir/.deploy/staged $deploy_dir/data $backup_dir"
-  for script in remote/*.sh; do
-    ssh_target "cat > $deploy_dir/.deploy/bin/${script##*/}" <"$script"
-  done
-  ssh_target "cat > $deploy_dir/.deploy/staged/docker-compose.production.yml" <app/docker-compose.production.yml
-  common=(--deploy-dir "$deploy_dir" --compose-file docker-compose.production.yml --service mcp-api-prod --lock-timeout 30)
-  say "step 1/3 backup"
-  backup_json=$(ssh_target "bash $deploy_dir/.deploy/bin/backup.sh ${common[*]} --backup-dir $backup_dir --keep 5 --min-free-mb 10")
-  backup_id=$(json_value backup_id <<<"$backup_json")
-  say "step 2/3 deploy (stage + pull)"
-  { cat "$MCP_LOCAL_REGISTRY_PASSWORD_FILE"; echo; printf 'APP_SECRET=local-demo-secret\n'; } |
-    ssh_target "bash $deploy_dir/.deploy/bin/deploy.sh ${common[*]} --image $image --env-file .env.production --registry $MCP_LOCAL_REGISTRY --registry-user $MCP_LOCAL_REGISTRY_USER" >/dev/null
-  say "step 3/3 release (backup for rollback: $backup_id)"
-  ssh_target "bash $deploy_dir/.deploy/bin/release.sh ${common[*]} --health-url $health_url --attempts 20 --timeout 30 --env-file .env.production --backup-dir $backup_dir --backup-id $backup_id" >/dev/null
+  say "scripts-only mode: the program's own step commands (Pulumi.local.yaml), run over SSH without the engine"
+  ssh_target "mkdir -p /opt/mcp-local/mcp/data"  # bind-mounted data dir, owned by the deploy user
+  .venv/bin/python local/run_steps.py Pulumi.local.yaml \
+    --set "mcp:server.hostKey=$MCP_LOCAL_HOST_KEY" \
+    --set-from-file "mcp:sshPrivateKey=$MCP_LOCAL_KEY" \
+    --set-from-file "mcp:registryPullPassword=$MCP_LOCAL_REGISTRY_PASSWORD_FILE" \
+    --set-from-file "mcp:envFileContent="<(printf 'APP_SECRET=local-demo-secret\n') \
+    --set "mcp:image.pullUser=$MCP_LOCAL_REGISTRY_USER" \
+    --set "mcp:imageTag=$tag" \
+    --ssh-option=-i --ssh-option="$MCP_LOCAL_KEY" --ssh-option=-oBatchMode=yes \
+    --ssh-option=-oStrictHostKeyChecking=yes --ssh-option="-oUserKnownHostsFile=$MCP_LOCAL_KNOWN_HOSTS"
 fi
 
 say "URL: http://127.0.0.1:8000"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from conftest import DeployTarget, HttpProbe, LocalServer
 
 ENV_CONTENT = "APP_SECRET=from-program-test\n"
-SAMPLE_COMPOSE = Path(__file__).resolve().parents[2] / "app" / "docker-compose.production.yml"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_COMPOSE = REPO / "app" / "docker-compose.production.yml"
 
 
 @dataclass
@@ -163,3 +166,81 @@ def test_rollback_works_when_docker_created_the_data_dir_as_root(
     assert "ROLLED BACK" in stderr
     assert served_version(http, steps.target.health_url) == "v1"
     assert not [p.name for p in steps.target.deploy_dir.iterdir() if p.name.startswith(".mcp-")]
+
+
+def test_engine_less_runner_deploys_a_stack_file(
+    local_server: LocalServer,
+    make_deploy_target,
+    sample_images: dict[str, str],
+    http: HttpProbe,
+    tmp_path: Path,
+) -> None:
+    """local/run_steps.py (the demo's --scripts-only mode) deploys from a stack file."""
+    target = make_deploy_target("runner")
+    stack_file = tmp_path / "Pulumi.runner.yaml"
+    stack_file.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "config": {
+                    "mcp:server": {
+                        "host": local_server.host,
+                        "port": local_server.ssh_port,
+                        "user": local_server.user,
+                    },
+                    "mcp:paths": {
+                        "deployDir": str(target.deploy_dir),
+                        "backupDir": str(target.backup_dir),
+                        "minFreeMb": 1,
+                    },
+                    "mcp:app": {
+                        "composeSource": str(SAMPLE_COMPOSE),
+                        "service": target.service,
+                        "healthUrl": target.health_url,
+                        "healthAttempts": 6,
+                        "healthTimeoutSeconds": 15,
+                        "publicUrl": target.health_url,
+                        "composeProject": target.project,
+                    },
+                    "mcp:image": {
+                        "registry": local_server.registry,
+                        "repository": "mcp/app",
+                        "build": False,
+                        "pullUser": local_server.registry_user,
+                    },
+                    "mcp:imageTag": "v2",
+                }
+            }
+        )
+    )
+    password_file = tmp_path / "registry-password"
+    password_file.write_text(local_server.registry_password)
+    env_file = tmp_path / "env"
+    env_file.write_text(ENV_CONTENT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "local" / "run_steps.py"),
+            str(stack_file),
+            "--set",
+            f"mcp:server.hostKey={local_server.host_public_key}",
+            "--set-from-file",
+            f"mcp:sshPrivateKey={local_server.private_key_path}",
+            "--set-from-file",
+            f"mcp:registryPullPassword={password_file}",
+            "--set-from-file",
+            f"mcp:envFileContent={env_file}",
+            "--ssh-option=-i",
+            f"--ssh-option={local_server.private_key_path}",
+            "--ssh-option=-oBatchMode=yes",
+            "--ssh-option=-oStrictHostKeyChecking=yes",
+            f"--ssh-option=-oUserKnownHostsFile={local_server.known_hosts_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert script_result(proc.stdout)["image"] == sample_images["v2"]
+    assert served_version(http, target.health_url) == "v2"
+    assert local_server.registry_password not in proc.stderr + proc.stdout
