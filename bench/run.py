@@ -75,18 +75,7 @@ def local_server() -> LocalServer:
     if up.returncode != 0:
         sys.exit(f"local/server.sh up failed:\n{up.stdout}\n{up.stderr}")
     env = parse_env_lines(sh("bash", str(ROOT / "local" / "server.sh"), "env").stdout)
-    return LocalServer(
-        host=env["MCP_LOCAL_HOST"],
-        ssh_port=int(env["MCP_LOCAL_SSH_PORT"]),
-        user=env["MCP_LOCAL_USER"],
-        private_key_path=Path(env["MCP_LOCAL_KEY"]),
-        host_public_key=env["MCP_LOCAL_HOST_KEY"],
-        known_hosts_path=Path(env["MCP_LOCAL_KNOWN_HOSTS"]),
-        registry=env["MCP_LOCAL_REGISTRY"],
-        registry_user=env["MCP_LOCAL_REGISTRY_USER"],
-        registry_password=Path(env["MCP_LOCAL_REGISTRY_PASSWORD_FILE"]).read_text().strip(),
-        base_dir=Path(env["MCP_LOCAL_BASE"]),
-    )
+    return LocalServer.from_env(env)
 
 
 def ensure_images(server: LocalServer) -> tuple[dict[str, str], str]:

@@ -73,6 +73,22 @@ class LocalServer:
     registry_password: str
     base_dir: Path
 
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> LocalServer:
+        """From the KEY=VALUE lines of `local/server.sh env` (KeyError names a missing key)."""
+        return cls(
+            host=env["MCP_LOCAL_HOST"],
+            ssh_port=int(env["MCP_LOCAL_SSH_PORT"]),
+            user=env["MCP_LOCAL_USER"],
+            private_key_path=Path(env["MCP_LOCAL_KEY"]),
+            host_public_key=env["MCP_LOCAL_HOST_KEY"],
+            known_hosts_path=Path(env["MCP_LOCAL_KNOWN_HOSTS"]),
+            registry=env["MCP_LOCAL_REGISTRY"],
+            registry_user=env["MCP_LOCAL_REGISTRY_USER"],
+            registry_password=Path(env["MCP_LOCAL_REGISTRY_PASSWORD_FILE"]).read_text().strip(),
+            base_dir=Path(env["MCP_LOCAL_BASE"]),
+        )
+
     def ssh_args(
         self,
         command: str,
@@ -201,19 +217,7 @@ def local_server() -> LocalServer:
         pytest.fail(f"local/server.sh env failed:\n{env_proc.stdout}\n{env_proc.stderr}")
     env = parse_env_lines(env_proc.stdout)
     try:
-        password_file = Path(env["MCP_LOCAL_REGISTRY_PASSWORD_FILE"])
-        server = LocalServer(
-            host=env["MCP_LOCAL_HOST"],
-            ssh_port=int(env["MCP_LOCAL_SSH_PORT"]),
-            user=env["MCP_LOCAL_USER"],
-            private_key_path=Path(env["MCP_LOCAL_KEY"]),
-            host_public_key=env["MCP_LOCAL_HOST_KEY"],
-            known_hosts_path=Path(env["MCP_LOCAL_KNOWN_HOSTS"]),
-            registry=env["MCP_LOCAL_REGISTRY"],
-            registry_user=env["MCP_LOCAL_REGISTRY_USER"],
-            registry_password=password_file.read_text().strip(),
-            base_dir=Path(env["MCP_LOCAL_BASE"]),
-        )
+        server = LocalServer.from_env(env)
     except (KeyError, OSError, ValueError) as exc:
         pytest.fail(f"cannot use the output of local/server.sh env ({exc!r}):\n{env_proc.stdout}")
     return server
