@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The main job on a local default: deploy the sample app to the local deploy target.
+# The main job on a local default: `pulumi up` of the sample app to the local deploy target,
+# through the real Pulumi engine.
 #
-#   bash local/demo.sh                 # pulumi up on the `local` stack (needs the Pulumi CLI)
-#   bash local/demo.sh --tag v2        # deploy another sample tag (v1, v2, broken-500, ...)
-#   bash local/demo.sh --scripts-only  # same remote scripts, same order, over SSH, no engine
+#   bash local/demo.sh             # deploy tag v1 on the `local` stack
+#   bash local/demo.sh --tag v2    # deploy another sample tag (v1, v2, broken-500, ...)
 #
-# It brings up local/server.sh (sshd + Docker + registry on 127.0.0.1), builds and pushes the
-# sample image, deploys it, and prints the URL and the health answer. Run as root.
+# It brings up local/server.sh (sshd + Docker + registry on 127.0.0.1), finds `pulumi` on PATH or
+# builds it from source once (tools/build-pulumi.sh, ~10 min cold), builds and pushes the sample
+# image, configures the `local` stack (Pulumi.local.yaml, made from local/stack-template.yaml;
+# file backend in .pulumi-local/, passphrase secrets), runs `pulumi up`, and prints the URL and
+# the health answer. Run as root.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,12 +19,10 @@ say() { printf '[demo] %s\n' "$*" >&2; }
 die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
 
 tag=v1
-mode=pulumi
 while (($#)); do
   case $1 in
     --tag) [[ $# -ge 2 ]] || die "--tag needs a value (e.g. --tag v2)"; tag=$2; shift 2 ;;
-    --scripts-only) mode=scripts; shift ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -34,60 +35,40 @@ case $tag in
 esac
 [[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and starts dockerd and sshd)"
 
-if [[ $mode == pulumi ]] && ! command -v pulumi >/dev/null 2>&1; then
-  die "the Pulumi CLI is not on PATH. Install it: curl -fsSL https://get.pulumi.com | sh
-       (where Pulumi cannot be downloaded, run: bash local/demo.sh --scripts-only)"
-fi
-
-say "bringing up the local deploy target"
+say "1/5 bringing up the local deploy target (local/server.sh)"
 bash local/server.sh install
 bash local/server.sh up
 while IFS='=' read -r key value; do
   [[ $key == MCP_LOCAL_* ]] && printf -v "$key" '%s' "$value"
 done < <(bash local/server.sh env)
 
+say "2/5 Python dependencies (.venv) and the Pulumi CLI"
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+eval "$(bash tools/pulumi-env.sh)"
+say "using $(command -v pulumi) $(pulumi version)"
+
 image="$MCP_LOCAL_REGISTRY/mcp/app:$tag"
-say "building and pushing the sample app as $image"
+say "3/5 building and pushing the sample app as $image"
 docker login "$MCP_LOCAL_REGISTRY" -u "$MCP_LOCAL_REGISTRY_USER" --password-stdin \
   <"$MCP_LOCAL_REGISTRY_PASSWORD_FILE" >/dev/null
 bash app/build.sh "$app_version" "$app_mode" "$image" --push
 
-health_url=http://127.0.0.1:8000/api/v1/health
-ssh_target() {
-  ssh -i "$MCP_LOCAL_KEY" -p "$MCP_LOCAL_SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=yes \
-    -o UserKnownHostsFile="$MCP_LOCAL_KNOWN_HOSTS" "$MCP_LOCAL_USER@$MCP_LOCAL_HOST" "$@"
-}
-[[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet -r requirements.txt
+export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-local-demo-passphrase}
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$repo_root/.pulumi-local}
+[[ $PULUMI_BACKEND_URL == file://* ]] && mkdir -p "${PULUMI_BACKEND_URL#file://}"
+say "4/5 configuring stack local (backend $PULUMI_BACKEND_URL)"
+# The bind-mounted data dir of the sample compose file, owned by the deploy user (one-time setup
+# on a real server too, see the README).
+ssh -i "$MCP_LOCAL_KEY" -p "$MCP_LOCAL_SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=yes \
+  -o UserKnownHostsFile="$MCP_LOCAL_KNOWN_HOSTS" "$MCP_LOCAL_USER@$MCP_LOCAL_HOST" \
+  "mkdir -p /opt/mcp-local/mcp/data"
+.venv/bin/python -m local.stack configure --stack local --tag "$tag"
 
-if [[ $mode == pulumi ]]; then
-  export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-local-demo-passphrase}
-  export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$repo_root/.pulumi-local}
-  mkdir -p "${PULUMI_BACKEND_URL#file://}"
-  say "selecting stack local (backend $PULUMI_BACKEND_URL)"
-  pulumi stack select --create local
-  pulumi config set --stack local --path mcp:server.hostKey "$MCP_LOCAL_HOST_KEY"
-  pulumi config set --stack local --secret mcp:sshPrivateKey <"$MCP_LOCAL_KEY"
-  pulumi config set --stack local --secret mcp:registryPullPassword <"$MCP_LOCAL_REGISTRY_PASSWORD_FILE"
-  printf 'APP_SECRET=local-demo-secret\n' | pulumi config set --stack local --secret mcp:envFileContent
-  pulumi config set --stack local mcp:imageTag "$tag"
-  pulumi config set --stack local --path mcp:image.pullUser "$MCP_LOCAL_REGISTRY_USER"
-  say "pulumi up --stack local"
-  pulumi up --stack local --yes
-  pulumi stack output --stack local
-else
-  say "scripts-only mode: the program's own step commands (Pulumi.local.yaml), run over SSH without the engine"
-  ssh_target "mkdir -p /opt/mcp-local/mcp/data"  # bind-mounted data dir, owned by the deploy user
-  .venv/bin/python local/run_steps.py Pulumi.local.yaml \
-    --set "mcp:server.hostKey=$MCP_LOCAL_HOST_KEY" \
-    --set-from-file "mcp:sshPrivateKey=$MCP_LOCAL_KEY" \
-    --set-from-file "mcp:registryPullPassword=$MCP_LOCAL_REGISTRY_PASSWORD_FILE" \
-    --set-from-file "mcp:envFileContent="<(printf 'APP_SECRET=local-demo-secret\n') \
-    --set "mcp:image.pullUser=$MCP_LOCAL_REGISTRY_USER" \
-    --set "mcp:imageTag=$tag" \
-    --ssh-option=-i --ssh-option="$MCP_LOCAL_KEY" --ssh-option=-oBatchMode=yes \
-    --ssh-option=-oStrictHostKeyChecking=yes --ssh-option="-oUserKnownHostsFile=$MCP_LOCAL_KNOWN_HOSTS"
-fi
+say "5/5 pulumi up --stack local"
+pulumi up --stack local --yes --non-interactive
+pulumi stack output --stack local
 
-say "URL: http://127.0.0.1:8000"
-say "health: $(curl -fsS --max-time 5 "$health_url")"
+url=$(pulumi stack output --stack local url)
+say "URL: $url"
+say "health: $(curl -fsS --max-time 5 "$url/api/v1/health")"

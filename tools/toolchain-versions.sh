@@ -1,0 +1,7 @@
+# shellcheck shell=bash
+# Pinned versions of the Pulumi toolchain, in one place (sourced by tools/build-pulumi.sh).
+# The pip pins in requirements.txt must match: a plugin serves only its own SDK version.
+# shellcheck disable=SC2034
+PULUMI_VERSION=3.259.0
+# shellcheck disable=SC2034
+COMMAND_PLUGIN_VERSION=1.2.1
