@@ -19,15 +19,38 @@ import pulumi
 
 NAMESPACE = "mcp"
 
-IMAGE_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-REPOSITORY_PATTERN = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$")
-REGISTRY_PATTERN = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?$")
-HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
-BACKUP_ID_PATTERN = re.compile(r"^(?:[0-9]{8}_[0-9]{6}|latest)$")
-ABSOLUTE_DIR_PATTERN = re.compile(r"^/[A-Za-z0-9._/-]*$")
+# Every pattern is anchored with `\Z`, never `$` (which also matches before a trailing newline,
+# so `v2\n` would pass), and every check uses `fullmatch`.
+#
+# The values below reach the remote scripts as arguments. Each rule mirrors, once, the check
+# the scripts make (remote/lib.sh, function named in the comment) or is stricter, so that a value
+# the server would refuse is refused here first, by `pulumi preview`, before anything runs.
+IMAGE_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")  # IMAGE_RE's tag
+REPOSITORY_PATTERN = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+\Z"
+)  # IMAGE_RE's path
+REGISTRY_PATTERN = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?\Z")  # check_registry
+REGISTRY_USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}\Z")  # check_user
+HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
+USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # check_name
+COMPOSE_PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")  # check_project
+# check_filename: no leading '-' (it would read as an option), no '..', not '.'.
+FILE_NAME_PATTERN = re.compile(r"^(?!.*\.\.)(?!\.\Z)[A-Za-z0-9._][A-Za-z0-9._-]{0,254}\Z")
+# Names the scripts use themselves in <deployDir> and its staging dir: .env holds MCP_IMAGE,
+# .deploy/staged/IMAGE the staged image (deploy.sh and release.sh refuse them as --env-file).
+RESERVED_FILE_NAMES = (".env", "IMAGE")
+BACKUP_ID_PATTERN = re.compile(r"^(?:[0-9]{8}_[0-9]{6}|latest)\Z")  # check_backup_id
+# check_dir (absolute, no '..') + "must not be /": here also no '//' and no '.' part, so that
+# one directory has one spelling (backup.sh compares the two paths as strings).
+ABSOLUTE_DIR_PATTERN = re.compile(r"^(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]+)+/?\Z")
+# check_url's characters, without the shell-special ones (; & ( ) are allowed by the scripts
+# but not here), and a host name or [IPv6] address with an optional port.
+URL_PATTERN = re.compile(
+    r"^https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\])"
+    r"(?::([0-9]{1,5}))?(?:[/?#][A-Za-z0-9._~:/?#@!*+,=%\[\]-]*)?\Z"
+)
+MAX_SCRIPT_INT = 999_999  # check_posint / check_nonneg_int accept up to six digits
 HOST_KEY_TYPES = (
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -102,9 +125,13 @@ class PathSettings:
 STRATEGIES = ("recreate", "blue-green")
 PROXY_IMAGE_PATTERN = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})\Z"
+)  # check_image (valid_image): a tag or a digest is required
+LISTEN_PATTERN = re.compile(r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3})?:([0-9]{1,5})\Z")
+# bg_validate's health URL: plain http, a host, an optional port, then nothing or a /path.
+BLUE_GREEN_HEALTH_URL_PATTERN = re.compile(
+    r"^http://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::([0-9]{1,5}))?(?:/\S*)?\Z"
 )
-LISTEN_PATTERN = re.compile(r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3})?:([0-9]{1,5})$")
 
 
 @dataclass(frozen=True)
@@ -137,7 +164,7 @@ class AppSettings:
 class ImageSettings:
     registry: str
     repository: str
-    tag: str
+    tag: str  # "" in restore mode, where mcp:imageTag is not needed
     build: bool
     context: str
     dockerfile: str
@@ -154,6 +181,8 @@ class ImageSettings:
     @property
     def reference(self) -> str:
         """The tagged reference, e.g. `ghcr.io/feustey/mcp:3f2c1ab`."""
+        if not self.tag:
+            raise ValueError("no image tag (restore mode): the backup's manifest names the image")
         return f"{self.name}:{self.tag}"
 
 
@@ -255,7 +284,10 @@ class _Reader:
         if value is None:
             return ""
         text = str(value)
-        ok = pattern.match(text) is not None if isinstance(pattern, re.Pattern) else pattern(text)
+        if isinstance(pattern, re.Pattern):
+            ok = pattern.fullmatch(text) is not None
+        else:
+            ok = pattern(text)
         if not ok:
             self.problem(key, f"{expected}, got {text!r}", example)
         return text
@@ -313,8 +345,19 @@ def _valid_private_key(text: str) -> bool:
     return stripped.startswith("-----BEGIN ") and "PRIVATE KEY-----" in stripped.splitlines()[0]
 
 
+FILE_NAME_RULE = (
+    "must be a plain file name (letters, digits, '.', '_', '-'; not starting with '-', "
+    f"no '..', not {' or '.join(RESERVED_FILE_NAMES)}: the deploy scripts use those)"
+)
+
+
+def _file_name(text: str) -> bool:
+    return FILE_NAME_PATTERN.fullmatch(text) is not None and text not in RESERVED_FILE_NAMES
+
+
 def _url(text: str) -> bool:
-    return re.match(r"^https?://[^\s/$.?#][^\s'\"`;|&<>()$\\]*$", text) is not None
+    match = URL_PATTERN.fullmatch(text)
+    return match is not None and (match.group(1) is None or 1 <= int(match.group(1)) <= 65535)
 
 
 # --------------------------------------------------------------------------- loading
@@ -327,7 +370,7 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
     server = _read_server(reader)
     paths = _read_paths(reader)
     app = _read_app(reader)
-    image = _read_image(reader)
+    image = _read_image(reader, restore=bool(reader.source.get("restoreBackup")))
     github = _read_github(reader)
 
     env_file_content = reader.secret(
@@ -445,14 +488,23 @@ def _read_paths(reader: _Reader) -> PathSettings:
             reader.field(obj, "paths", name, example_value),
             f"paths.{name}",
             ABSOLUTE_DIR_PATTERN,
-            "must be an absolute directory path without spaces or shell characters",
+            "must be an absolute directory other than /, spelled without '//', '.' or '..' "
+            "parts, spaces or shell characters",
             example_value,
-        )
+        ).removesuffix("/")
 
-    deploy_dir = directory("deployDir", "/opt/mcp").rstrip("/") or "/"
-    backup_dir = directory("backupDir", "/opt/mcp-backups").rstrip("/") or "/"
+    deploy_dir = directory("deployDir", "/opt/mcp")
+    backup_dir = directory("backupDir", "/opt/mcp-backups")
     if deploy_dir and deploy_dir == backup_dir:
         reader.problem("paths.backupDir", "must differ from paths.deployDir", "/opt/mcp-backups")
+    elif deploy_dir and backup_dir.startswith(f"{deploy_dir}/"):
+        # backup.sh refuses it: each archive would hold the previous ones.
+        reader.problem(
+            "paths.backupDir",
+            f"must not be inside paths.deployDir {deploy_dir!r} (each backup would archive the "
+            f"previous ones), got {backup_dir!r}",
+            "/opt/mcp-backups",
+        )
     keep = reader.integer(
         reader.field(obj, "paths", "keepBackups", "10", default=10),
         "paths.keepBackups",
@@ -463,8 +515,8 @@ def _read_paths(reader: _Reader) -> PathSettings:
     min_free = reader.integer(
         reader.field(obj, "paths", "minFreeMb", "100", default=100),
         "paths.minFreeMb",
-        0,
-        1_000_000,
+        1,  # backup.sh: check_posint
+        MAX_SCRIPT_INT,
         "100",
     )
     return PathSettings(deploy_dir, backup_dir, keep, min_free)
@@ -488,8 +540,8 @@ def _read_app(reader: _Reader) -> AppSettings:
             default=compose_source.rsplit("/", 1)[-1] or None,
         ),
         "app.composeFile",
-        FILE_NAME_PATTERN,
-        "must be a file name (no directory)",
+        _file_name,
+        FILE_NAME_RULE,
         "docker-compose.production.yml",
     )
     if compose_source and not Path(compose_source).is_file():
@@ -501,10 +553,16 @@ def _read_app(reader: _Reader) -> AppSettings:
     env_file_name = reader.string(
         reader.field(obj, "app", "envFile", ".env.production", default=".env.production"),
         "app.envFile",
-        FILE_NAME_PATTERN,
-        "must be a file name (no directory)",
+        _file_name,
+        FILE_NAME_RULE,
         ".env.production",
     )
+    if env_file_name and env_file_name == compose_file:
+        reader.problem(
+            "app.envFile",
+            f"must differ from app.composeFile, got {env_file_name!r} for both",
+            ".env.production",
+        )
     service = reader.string(
         reader.field(obj, "app", "service", "mcp-api-prod"),
         "app.service",
@@ -552,7 +610,7 @@ def _read_app(reader: _Reader) -> AppSettings:
         compose_project = reader.string(
             compose_project,
             "app.composeProject",
-            re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$"),
+            COMPOSE_PROJECT_PATTERN,
             "must be a compose project name (lower-case letters, digits, '_', '-')",
             "mcp",
         )
@@ -564,13 +622,18 @@ def _read_app(reader: _Reader) -> AppSettings:
             "blue-green",
         )
     proxy = _read_proxy(reader, required=strategy == "blue-green")
-    if strategy == "blue-green" and health_url and not health_url.startswith("http://"):
-        reader.problem(
-            "app.healthUrl",
-            "must be a plain http:// URL with app.strategy blue-green (the proxy serves HTTP on "
-            f"its port; put TLS in front of it), got {health_url!r}",
-            "http://localhost:8000/api/v1/health",
-        )
+    if strategy == "blue-green" and _url(health_url):  # else already reported
+        health_match = BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url)
+        if health_match is None:
+            reader.problem(
+                "app.healthUrl",
+                "must be a plain http:// URL, http://HOST[:PORT][/PATH], with app.strategy "
+                "blue-green (the proxy serves HTTP on its port; put TLS in front of it), "
+                f"got {health_url!r}",
+                "http://localhost:8000/api/v1/health",
+            )
+        elif proxy is not None:
+            _check_proxy_ports(reader, int(health_match.group(1) or 80), proxy)
     return AppSettings(
         compose_source=compose_source,
         compose_file=compose_file,
@@ -585,6 +648,34 @@ def _read_app(reader: _Reader) -> AppSettings:
         strategy=strategy,
         proxy=proxy,
     )
+
+
+def _check_proxy_ports(reader: _Reader, health_port: int, proxy: ProxySettings) -> None:
+    """The ports bg_validate (remote/bluegreen.sh) will use, with its defaults, must be valid:
+    the proxy listens on proxy.listen (default: the health URL's port), the colours on
+    proxy.colourPorts (default: that port + 1 and + 2), all different."""
+    listen_port = health_port
+    if proxy.listen is not None:
+        match = LISTEN_PATTERN.fullmatch(proxy.listen)
+        if match is None:
+            return  # already reported
+        listen_port = int(match.group(1))
+    blue, green = proxy.colour_ports or (health_port + 1, health_port + 2)
+    key = "proxy.colourPorts" if proxy.colour_ports is not None else "proxy.listen"
+    if not all(1 <= port <= 65535 for port in (blue, green, listen_port)):
+        reader.problem(
+            key,
+            f"the ports in use would be {blue}, {green} (colours) and {listen_port} (proxy); "
+            "each must be 1-65535 (the colour ports default to the app.healthUrl port + 1, + 2)",
+            "[8001, 8002]",
+        )
+    elif listen_port in (blue, green):
+        reader.problem(
+            key,
+            f"the colour ports {[blue, green]} must differ from the port the proxy listens on, "
+            f"{listen_port} (proxy.listen, default: the port of app.healthUrl)",
+            '{"listen": "127.0.0.1:8000", "colourPorts": [8001, 8002]}',
+        )
 
 
 def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
@@ -608,7 +699,7 @@ def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
             listen_raw,
             "proxy.listen",
             lambda text: (
-                (m := LISTEN_PATTERN.match(text)) is not None and 1 <= int(m.group(1)) <= 65535
+                (m := LISTEN_PATTERN.fullmatch(text)) is not None and 1 <= int(m.group(1)) <= 65535
             ),
             "must be [ADDRESS]:PORT where the proxy listens (default 127.0.0.1:<healthUrl port>)",
             "127.0.0.1:8000",
@@ -640,7 +731,10 @@ def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
     return ProxySettings(image=image, listen=listen, colour_ports=colour_ports, drain_seconds=drain)
 
 
-def _read_image(reader: _Reader) -> ImageSettings:
+def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
+    """The image to deploy. In restore mode (mcp:restoreBackup) nothing is built or pulled by
+    tag: the backup's manifest names the image, so mcp:imageTag is not needed (`rollback.py
+    --backup` sets only mcp:restoreBackup, and the stack file holds no tag)."""
     example = '{"registry": "ghcr.io", "repository": "feustey/mcp", "build": true}'
     obj = reader.object("image", example)
     registry = reader.string(
@@ -658,10 +752,11 @@ def _read_image(reader: _Reader) -> ImageSettings:
         "feustey/mcp",
     )
     raw_tag = reader.source.get("imageTag")
-    if raw_tag is None:
+    if raw_tag is None and not restore:
         reader.problem(
             "imageTag",
-            "is missing (the workflow sets it to the commit SHA)",
+            "is missing: a deploy needs the image tag to deploy (the deploy workflow sets it to "
+            "the commit SHA; only a restore, mcp:restoreBackup, runs without it)",
             "pulumi up -c mcp:imageTag=$(git rev-parse --short HEAD)",
         )
     tag = reader.string(
@@ -676,7 +771,7 @@ def _read_image(reader: _Reader) -> ImageSettings:
     )
     context = str(reader.field(obj, "image", "context", ".", default="."))
     dockerfile = str(reader.field(obj, "image", "dockerfile", "Dockerfile", default="Dockerfile"))
-    if build:
+    if build and not restore:  # a restore builds nothing
         if not Path(context).is_dir():
             reader.problem("image.context", f"directory {context!r} does not exist", "app")
         elif not (Path(context) / dockerfile).is_file():
@@ -684,18 +779,34 @@ def _read_image(reader: _Reader) -> ImageSettings:
                 "image.dockerfile", f"{dockerfile!r} not found in {context!r}", "Dockerfile"
             )
     pull_user = reader.field(obj, "image", "pullUser", "feustey", required=False)
+    if pull_user is not None:
+        pull_user = reader.string(
+            pull_user,
+            "image.pullUser",
+            REGISTRY_USER_PATTERN,
+            "must be a registry user name (letters, digits, '.', '_', '@', '+', '-')",
+            "feustey",
+        )
     pull_password = reader.secret(
         "registryPullPassword",
         "pulumi config set --secret mcp:registryPullPassword <token with read:packages>",
         required=pull_user is not None,
     )
     push_user = reader.field(obj, "image", "pushUser", "feustey", required=False)
+    if push_user is not None:
+        push_user = reader.string(
+            push_user,
+            "image.pushUser",
+            REGISTRY_USER_PATTERN,
+            "must be a registry user name (letters, digits, '.', '_', '@', '+', '-')",
+            "feustey",
+        )
     push_password = reader.secret(
         "registryPushPassword",
         "pulumi config set --secret mcp:registryPushPassword <token with write:packages>",
         required=False,
     )
-    if push_user is not None and push_password is None and build:
+    if push_user is not None and push_password is None and build and not restore:
         reader.problem(
             "registryPushPassword",
             "is missing while image.pushUser is set (unset image.pushUser to use `docker login`)",
@@ -726,22 +837,22 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
     owner = reader.string(
         reader.field(obj, "github", "owner", "feustey"),
         "github.owner",
-        re.compile(r"^[A-Za-z0-9-]{1,39}$"),
+        re.compile(r"^[A-Za-z0-9-]{1,39}\Z"),
         "must be a GitHub user or organisation",
         "feustey",
     )
     repository = reader.string(
         reader.field(obj, "github", "repository", "mcp"),
         "github.repository",
-        re.compile(r"^[A-Za-z0-9._-]{1,100}$"),
+        re.compile(r"^[A-Za-z0-9._-]{1,100}\Z"),
         "must be a repository name without owner",
         "mcp",
     )
     environment = reader.string(
         reader.field(obj, "github", "environment", "production", default="production"),
         "github.environment",
-        re.compile(r"^[A-Za-z0-9._ -]{1,255}$"),
-        "must be an environment name",
+        re.compile(r"^[A-Za-z0-9._-](?:[A-Za-z0-9._ -]{0,253}[A-Za-z0-9._-])?\Z"),
+        "must be an environment name (no leading or trailing space)",
         "production",
     )
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pytest
 
-from components.settings import ConfigError, Settings, load_settings
-from tests.unit.conftest import SECRET_KEYS, TestKeys, base_config
+from components import settings as settings_module
+from components.settings import ConfigError, ProxySettings, Settings, load_settings
+from rollback import RollbackError, plan_rollback
+from tests.unit.conftest import ROOT, SECRET_KEYS, ProgramRun, TestKeys, base_config
 
 
 class DictSource:
@@ -157,3 +162,403 @@ def test_config_error_is_a_clean_pulumi_error(test_keys: TestKeys) -> None:
     error = ConfigError(["mcp:x: is missing. Example: 1"])
     assert isinstance(error, pulumi.RunError)
     assert "nothing was deployed" in str(error)
+
+
+# ---------------------------------------------------------------- what the scripts would refuse
+
+PROXY_IMAGE = "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"
+LIB_SH = ROOT / "remote" / "lib.sh"
+
+
+def with_value(config: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """`config` with `key` ("imageTag" or "paths.deployDir") set to `value`."""
+    changed = json.loads(json.dumps(config))
+    if "." in key:
+        top, name = key.split(".", 1)
+        changed.setdefault(top, {})[name] = value
+    else:
+        changed[key] = value
+    return changed
+
+
+def blue_green(keys: TestKeys, **proxy: Any) -> dict[str, Any]:
+    config = base_config(keys)
+    config["app"] = {**config["app"], "strategy": "blue-green"}
+    config["proxy"] = {"image": PROXY_IMAGE, **proxy}
+    return config
+
+
+def problems_naming(config: dict[str, Any], key: str) -> list[str]:
+    """The problems reported for `mcp:<key>`; fails when the config loads."""
+    problems = problems_for(config)
+    return [problem for problem in problems if problem.startswith(f"mcp:{key}: ")]
+
+
+def refused(config: dict[str, Any], key: str) -> bool:
+    try:
+        load(config)
+    except ConfigError as error:
+        return any(problem.startswith(f"mcp:{key}: ") for problem in error.problems)
+    return False
+
+
+# Every string the settings hand to the scripts (or to SSH, or to GitHub), with a valid value.
+STRING_KEYS = [
+    ("imageTag", "3f2c1ab"),
+    ("restoreBackup", "20251017_143025"),
+    ("server.host", "147.79.101.32"),
+    ("server.user", "feustey"),
+    ("paths.deployDir", "/opt/mcp"),
+    ("paths.backupDir", "/opt/mcp-backups"),
+    ("app.composeFile", "docker-compose.production.yml"),
+    ("app.envFile", ".env.production"),
+    ("app.service", "mcp-api-prod"),
+    ("app.healthUrl", "http://localhost:8000/api/v1/health"),
+    ("app.publicUrl", "https://api.dazno.de"),
+    ("app.composeProject", "mcp"),
+    ("image.registry", "ghcr.io"),
+    ("image.repository", "feustey/mcp"),
+    ("image.pullUser", "feustey"),
+    ("image.pushUser", "feustey"),
+    ("github.owner", "feustey"),
+    ("github.repository", "mcp"),
+    ("github.environment", "production"),
+    ("proxy.image", PROXY_IMAGE),
+    ("proxy.listen", "127.0.0.1:8000"),
+]
+
+
+@pytest.mark.parametrize(("key", "valid"), STRING_KEYS, ids=[key for key, _ in STRING_KEYS])
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\n-x"], ids=repr)
+def test_a_trailing_newline_or_extra_text_is_refused(
+    test_keys: TestKeys, key: str, valid: str, suffix: str
+) -> None:
+    """`$` matches before a trailing newline: `v2\\n` passed and reached the server."""
+    config = blue_green(test_keys, colourPorts=[8001, 8002])
+    config["image"]["pushUser"] = "feustey"
+    config["registryPushPassword"] = "push-token-value"
+    load(with_value(config, key, valid))  # the valid value loads
+    (problem,) = problems_naming(with_value(config, key, valid + suffix), key)
+    assert repr(valid + suffix) in problem, problem
+    assert "Example: " in problem
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("paths.deployDir", "/", "must be an absolute directory other than /"),
+        ("paths.deployDir", "//", "must be an absolute directory other than /"),
+        ("paths.deployDir", "/opt//mcp", "spelled without '//'"),
+        ("paths.deployDir", "/opt/./mcp", "'.' or '..' parts"),
+        ("paths.deployDir", "/opt/mcp/..", "'.' or '..' parts"),
+        ("paths.backupDir", "/", "must be an absolute directory other than /"),
+        ("paths.backupDir", "//opt/mcp-backups", "spelled without '//'"),
+        ("paths.backupDir", "/opt/mcp/backups", "must not be inside paths.deployDir '/opt/mcp'"),
+        ("paths.backupDir", "/opt/mcp/.deploy/backups", "must not be inside paths.deployDir"),
+        ("paths.backupDir", "/opt/mcp/", "must differ from paths.deployDir"),
+        ("paths.minFreeMb", 0, "must be between 1 and 999999, got 0"),
+        ("paths.minFreeMb", 1_000_000, "must be between 1 and 999999"),
+        ("app.composeFile", "-x", "must be a plain file name"),
+        ("app.composeFile", "..", "must be a plain file name"),
+        ("app.composeFile", ".", "must be a plain file name"),
+        ("app.composeFile", ".env", "must be a plain file name"),
+        ("app.composeFile", "IMAGE", "must be a plain file name"),
+        ("app.envFile", "-x", "must be a plain file name"),
+        ("app.envFile", "..", "must be a plain file name"),
+        ("app.envFile", "a..b", "must be a plain file name"),
+        ("app.envFile", ".env", "not .env or IMAGE"),
+        ("app.envFile", "IMAGE", "not .env or IMAGE"),
+        ("app.envFile", "docker-compose.production.yml", "must differ from app.composeFile"),
+        ("app.service", "x" * 129, "must be a compose service name"),
+        ("app.healthUrl", "http://localhost:8000/a;b", "must be an http(s) URL"),
+        ("app.healthUrl", "http://localhost:99999/", "must be an http(s) URL"),
+        ("app.healthUrl", "http://x/{a}", "must be an http(s) URL"),
+        ("image.pullUser", "-x", "must be a registry user name"),
+        ("image.pullUser", "bot;id", "must be a registry user name"),
+        ("image.pullUser", "a b", "must be a registry user name"),
+        ("image.pullUser", "x" * 129, "must be a registry user name"),
+    ],
+    ids=repr,
+)
+def test_values_the_server_would_refuse_are_refused_by_the_settings(
+    test_keys: TestKeys, key: str, value: Any, expected: str
+) -> None:
+    (problem,) = problems_naming(with_value(base_config(test_keys), key, value), key)
+    assert expected in problem, problem
+    assert "Example: " in problem
+
+
+@pytest.mark.parametrize(
+    ("health_url", "proxy", "key", "expected"),
+    [
+        # The colour ports equal to the proxy's listen port (explicit or defaulted).
+        (
+            None,
+            {"listen": "127.0.0.1:8001", "colourPorts": [8001, 8002]},
+            "proxy.colourPorts",
+            "must differ from the port the proxy listens on, 8001",
+        ),
+        (
+            None,
+            {"colourPorts": [8000, 8002]},
+            "proxy.colourPorts",
+            "must differ from the port the proxy listens on, 8000",
+        ),
+        (
+            None,
+            {"listen": "127.0.0.1:8002"},
+            "proxy.listen",
+            "must differ from the port the proxy listens on, 8002",
+        ),
+        # Defaults past the last port: health URL port + 1, + 2.
+        ("http://localhost:65535/health", {}, "proxy.listen", "each must be 1-65535"),
+        # bg_validate wants /PATH right after the host and port.
+        ("http://localhost:8000?check=1", {}, "app.healthUrl", "must be a plain http:// URL"),
+    ],
+    ids=repr,
+)
+def test_blue_green_ports_and_health_url_are_checked_as_the_proxy_would(
+    test_keys: TestKeys, health_url: str | None, proxy: dict[str, Any], key: str, expected: str
+) -> None:
+    config = blue_green(test_keys, **proxy)
+    if health_url is not None:
+        config["app"]["healthUrl"] = health_url
+    (problem,) = problems_naming(config, key)
+    assert expected in problem, problem
+    assert "Example: " in problem
+
+
+def test_blue_green_default_ports_load(test_keys: TestKeys) -> None:
+    assert load(blue_green(test_keys)).app.proxy == ProxySettings(image=PROXY_IMAGE)
+    listen = load(blue_green(test_keys, listen="0.0.0.0:80")).app.proxy
+    assert listen is not None and listen.listen == "0.0.0.0:80"
+
+
+def test_a_trailing_slash_is_dropped_from_directories(test_keys: TestKeys) -> None:
+    config = with_value(base_config(test_keys), "paths.deployDir", "/opt/mcp/")
+    assert load(config).paths.deploy_dir == "/opt/mcp"
+
+
+def script_refuses(function: str, value: str, *extra: str) -> bool:
+    """Whether remote/lib.sh's FUNCTION refuses VALUE as an argument (exit 2, E_ARG)."""
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'STEP=test; source "$1"; shift; "$@"',
+            "bash",
+            str(LIB_SH),
+            function,
+            "--option",
+            value,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode in (0, 2, 3), result.stderr  # 3: a directory that does not exist
+    return result.returncode == 2
+
+
+IMAGE_TAGS = ["3f2c1ab", "v1.2.3", "_x", "-x", ".x", "a b", "a:b", "v2\n", "x" * 129, "é"]
+FILE_NAMES = [
+    "docker-compose.production.yml",
+    ".env.production",
+    "-x",
+    "..",
+    ".",
+    "a..b",
+    "a/b",
+    "a b",
+    "x\n",
+    "_x",
+    "a" * 256,
+    "a" * 255,
+    "x;y",
+]
+DIFFERENTIAL = [
+    # (settings key, lib.sh function, extra arguments, how the settings value becomes the
+    #  script's argument, candidate values; the first one is valid for both)
+    ("imageTag", "check_image", (), "ghcr.io/feustey/mcp:{}", IMAGE_TAGS),
+    (
+        "image.repository",
+        "check_image",
+        (),
+        "ghcr.io/{}:v1",
+        ["feustey/mcp", "Feustey/mcp", "feustey", "feustey//mcp", "feustey/mcp\n", "-f/m"],
+    ),
+    (
+        "image.registry",
+        "check_registry",
+        (),
+        "{}",
+        ["ghcr.io", "127.0.0.1:5000", "-x", "a_b", "ghcr.io\n", "ghcr.io:", "a..b"],
+    ),
+    (
+        "image.pullUser",
+        "check_user",
+        (),
+        "{}",
+        ["feustey", "-x", "a b", "a;b", "u\n", "bot@x+y", "x" * 129, ".u", "é"],
+    ),
+    ("app.composeFile", "check_filename", ("example",), "{}", FILE_NAMES),
+    ("app.envFile", "check_filename", ("example",), "{}", [".env.production", *FILE_NAMES]),
+    (
+        "app.service",
+        "check_name",
+        ("example",),
+        "{}",
+        ["mcp-api-prod", "-x", "a b", "x" * 129, "a;b", "x\n", "_x", ".x"],
+    ),
+    (
+        "app.composeProject",
+        "check_project",
+        (),
+        "{}",
+        ["mcp", "MCP", "-mcp", "a" * 64, "m\n", "m.c", "_m"],
+    ),
+    (
+        "app.healthUrl",
+        "check_url",
+        (),
+        "{}",
+        [
+            "http://localhost:8000/api/v1/health",
+            "http://x/$(id)",
+            "http://x/a b",
+            "http://x/'",
+            "ftp://x",
+            "http://x/\n",
+            "http://x/a\nb",
+            "http://x/`id`",
+            'http://x/"',
+            "http://x/é",
+        ],
+    ),
+    (
+        "restoreBackup",
+        "check_backup_id",
+        ("1",),
+        "{}",
+        [
+            "latest",
+            "20251017_143025",
+            "yesterday",
+            "latest\n",
+            "20251017_1430255",
+            "2025101_143025",
+        ],
+    ),
+    (
+        "paths.deployDir",
+        "check_dir",
+        ("/opt/mcp",),
+        "{}",
+        ["/opt/mcp", "opt/mcp", "/opt/../etc", "/opt/mcp\n", "/opt/a b", "/opt/$x", "/.."],
+    ),
+    ("paths.keepBackups", "check_posint", (), "{}", [1, 0, -1, 1_000_000, 10]),
+    ("paths.minFreeMb", "check_posint", (), "{}", [100, 0, -1, 1_000_000, 999_999]),
+    ("app.healthAttempts", "check_posint", (), "{}", [10, 0, -3]),
+    ("app.healthTimeoutSeconds", "check_posint", (), "{}", [60, 0, -3]),
+    ("app.lockTimeoutSeconds", "check_nonneg_int", (), "{}", [120, 0, -1]),
+    ("proxy.drainSeconds", "check_nonneg_int", (), "{}", [2, 0, -1, 1_000_000]),
+    (
+        "proxy.image",
+        "check_image",
+        (),
+        "{}",
+        [PROXY_IMAGE, "ghcr.io/feustey/mcp-proxy", "ghcr.io/feustey/mcp-proxy:", "x:1\n"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "function", "extra", "argument", "candidates"),
+    DIFFERENTIAL,
+    ids=[row[0] for row in DIFFERENTIAL],
+)
+def test_every_value_the_scripts_refuse_is_refused_by_the_settings_first(
+    test_keys: TestKeys,
+    key: str,
+    function: str,
+    extra: tuple[str, ...],
+    argument: str,
+    candidates: list[Any],
+) -> None:
+    """Runs the scripts' own argument checks (remote/lib.sh) next to the settings layer."""
+    config = blue_green(test_keys)
+    config["restoreBackup"] = "latest"
+    if key != "restoreBackup":
+        config.pop("restoreBackup")
+    let_through = []
+    for index, value in enumerate(candidates):
+        by_script = script_refuses(function, argument.format(value), *extra)
+        by_settings = refused(with_value(config, key, value), key)
+        if index == 0:
+            assert not by_script and not by_settings, f"{value!r} should be valid for both"
+        if by_script and not by_settings:
+            let_through.append(value)
+    assert not let_through, f"mcp:{key}: the scripts refuse these, the settings let them pass"
+
+
+def test_no_pattern_is_anchored_with_dollar() -> None:
+    """`$` also matches before a trailing newline; every pattern ends with `\\Z`."""
+    patterns = {
+        name: value
+        for name, value in vars(settings_module).items()
+        if isinstance(value, re.Pattern)
+    }
+    assert len(patterns) >= 10, sorted(patterns)
+    for name, pattern in patterns.items():
+        assert pattern.pattern.endswith("\\Z"), name
+        assert "$" not in pattern.pattern.replace("\\$", ""), name
+
+
+@pytest.mark.parametrize(
+    ("image_tag", "backup"), [("v2\n", None), ("v2 ", None), (None, "latest\n"), (None, "latest ")]
+)
+def test_rollback_tool_refuses_what_the_settings_refuse(
+    image_tag: str | None, backup: str | None
+) -> None:
+    with pytest.raises(RollbackError):
+        plan_rollback(image_tag=image_tag, backup=backup, last_good=None)
+
+
+# ---------------------------------------------------------------- restore mode (no image tag)
+
+
+def test_restore_mode_needs_no_image_tag(test_keys: TestKeys) -> None:
+    """`rollback.py --backup` sets only mcp:restoreBackup; the stack file holds no tag."""
+    config = base_config(test_keys)
+    config.pop("imageTag")
+    config["restoreBackup"] = "latest"
+    # A restore builds nothing: a build context missing on the runner does not matter.
+    config["image"] = {**config["image"], "context": "/nonexistent", "pushUser": "feustey"}
+    settings = load(config)
+    assert settings.is_restore and settings.restore_backup == "latest"
+    assert settings.image.tag == ""
+    with pytest.raises(ValueError, match="restore mode"):
+        _ = settings.image.reference
+
+
+def test_a_deploy_still_needs_the_image_tag(test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config.pop("imageTag")
+    (problem,) = problems_naming(config, "imageTag")
+    assert "is missing" in problem and "mcp:restoreBackup" in problem
+    assert "Example: pulumi up -c mcp:imageTag=" in problem
+    config["restoreBackup"] = ""  # an emptied restore key is not restore mode
+    assert problems_naming(config, "imageTag")
+
+
+def test_restore_without_image_tag_runs_the_restore_step(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    config = base_config(test_keys)
+    config.pop("imageTag")
+    config["restoreBackup"] = "20251017_143025"
+    run = run_program(config)
+    assert {r.name for r in run.of_type("command:remote:Command")} == {"server-restore"}
+    assert not [r for r in run.registered.values() if r.type.startswith("docker:")]
