@@ -4,10 +4,15 @@
     python rollback.py --stack production --image-tag 3f2c1ab  # a tag you name
     python rollback.py --stack production --backup latest      # or --backup 20251017_143025
 
-It reads `pulumi stack history --json` (through Pulumi's Automation API), sets the stack config
-for this run (`mcp:imageTag` + `mcp:image.build=false`, or `mcp:restoreBackup`), runs
-`pulumi up`, and reports what it did. Nothing is built: a rollback redeploys an image that
-already exists in the registry.
+It reads what serves from the stack's outputs and `pulumi stack history --json` (through
+Pulumi's Automation API), sets the stack config for this run, runs `pulumi up`, and reports
+what it did. Nothing is built: a rollback redeploys an image that already exists in the registry.
+
+- A tag rollback leaves `mcp:imageTag` at the tag it deployed (so a plain `pulumi up` keeps it)
+  and puts `mcp:image.build` back to what it was, so the next ordinary deploy builds again.
+- A backup restore is one-shot: `mcp:restoreBackup` is set for that one `pulumi up` and removed
+  afterwards (whatever the outcome), and the restore step always runs, also when the same
+  backup name (e.g. `latest`) was restored before; the next ordinary `pulumi up` deploys.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
 TAG_KEY = "mcp:imageTag"
 RESTORE_KEY = "mcp:restoreBackup"
 BUILD_PATH = "mcp:image.build"
+# The restore step's resource (components/server.py: ServerDeployment "server", step "restore").
+RESTORE_RESOURCE = "mcp:deploy:Server$command:remote:Command::server-restore"
 
 
 class RollbackError(Exception):
@@ -63,8 +70,27 @@ def parse_history(raw_entries: list[dict[str, Any]]) -> list[HistoryEntry]:
     ]
 
 
+def image_tag_of(reference: str) -> str | None:
+    """The tag of an image reference (`reg:5000/o/app:v2@sha256:...` -> `v2`), None if untagged."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else None
+
+
+def serving_tag(outputs: dict[str, Any]) -> str:
+    """The tag of the image the stack says is serving (its `image` output)."""
+    image = str(outputs.get("image") or "")
+    tag = image_tag_of(image)
+    if not tag:
+        raise RollbackError(
+            f"the stack's `image` output is {image!r}: it does not say which tag serves (no "
+            "deploy yet, or the last one was a restore). Name the tag with --image-tag TAG."
+        )
+    return tag
+
+
 def find_last_good_tag(history: list[HistoryEntry], current_tag: str | None) -> HistoryEntry:
-    """The newest successful deploy (not a restore) of a tag other than the current one."""
+    """The newest successful deploy (not a restore) of a tag other than the one serving."""
     for entry in history:
         if (
             entry.kind == "update"
@@ -84,8 +110,10 @@ def find_last_good_tag(history: list[HistoryEntry], current_tag: str | None) -> 
 @dataclass(frozen=True)
 class RollbackPlan:
     description: str
-    config: dict[str, str]
-    remove: tuple[str, ...]
+    config: dict[str, str]  # set before the run
+    remove: tuple[str, ...]  # removed before the run
+    one_shot: tuple[str, ...] = ()  # removed after the run, whatever its outcome
+    restore_previous: tuple[str, ...] = ()  # put back to their value before the run
 
 
 def plan_rollback(
@@ -95,7 +123,9 @@ def plan_rollback(
     if backup is not None:
         if not BACKUP_ID_PATTERN.match(backup):
             raise RollbackError(f"--backup {backup!r} is not YYYYMMDD_HHMMSS or 'latest'")
-        return RollbackPlan(f"restore backup {backup}", {RESTORE_KEY: backup}, ())
+        return RollbackPlan(
+            f"restore backup {backup}", {RESTORE_KEY: backup}, (), one_shot=(RESTORE_KEY,)
+        )
     tag = last_good.image_tag if last_good is not None else image_tag
     if not tag or not IMAGE_TAG_PATTERN.match(tag):
         raise RollbackError(f"image tag {tag!r} is not a valid Docker tag (example: 3f2c1ab)")
@@ -104,6 +134,7 @@ def plan_rollback(
         f"redeploy image tag {tag}{source}",
         {TAG_KEY: tag, BUILD_PATH: "false"},
         (RESTORE_KEY,),
+        restore_previous=(BUILD_PATH,),
     )
 
 
@@ -129,27 +160,42 @@ def run(argv: list[str]) -> int:
         stack = auto.select_stack(stack_name=args.stack, work_dir=str(PROJECT_DIR))
         last_good = None
         if args.last_good:
+            current = serving_tag({k: v.value for k, v in stack.outputs().items()})
+            say(f"serving now (stack output `image`): tag {current}")
             say("reading pulumi stack history --json")
             raw = [_summary_to_dict(item) for item in stack.history()]
-            current = stack.get_all_config().get(TAG_KEY)
-            last_good = find_last_good_tag(parse_history(raw), current.value if current else None)
+            last_good = find_last_good_tag(parse_history(raw), current)
             say(f"last good deploy: update #{last_good.version}, tag {last_good.image_tag}")
         plan = plan_rollback(image_tag=args.image_tag, backup=args.backup, last_good=last_good)
         if not args.yes and not _confirm(f"{plan.description} on stack {args.stack}?"):
             say("cancelled; nothing changed")
             return 1
+        previous = {key: _config_value(stack, key) for key in plan.restore_previous}
         for key in plan.remove:
             stack.remove_config(key, path=True)
         for key, value in plan.config.items():
             stack.set_config(key, auto.ConfigValue(value), path=True)
+        replace = _existing(stack, [RESTORE_RESOURCE]) if plan.one_shot else []
         say(f"{plan.description}: running pulumi up")
-        result = stack.up(on_output=print, message=f"rollback: {plan.description}")
+        try:
+            result = stack.up(
+                on_output=print, message=f"rollback: {plan.description}", replace=replace
+            )
+        finally:
+            for key in plan.one_shot:
+                stack.remove_config(key, path=True)
+            for key in plan.restore_previous:
+                if previous[key] is not None:
+                    stack.set_config(key, auto.ConfigValue(str(previous[key])), path=True)
+                else:
+                    stack.remove_config(key, path=True)
         outputs = {key: value.value for key, value in result.outputs.items()}
         say(
             f"DONE: {plan.description}. Serving image {outputs.get('image')!r}; "
             f"backup used: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"
         )
-        say(f"note: this changed Pulumi.{args.stack}.yaml locally ({', '.join(plan.config)})")
+        if plan.one_shot:
+            say(f"{', '.join(plan.one_shot)} removed again: the next pulumi up deploys as usual")
         return 0
     except RollbackError as error:
         say(f"REFUSED: {error}")
@@ -157,6 +203,24 @@ def run(argv: list[str]) -> int:
     except auto.errors.CommandError as error:
         say(f"FAILED: pulumi reported an error; nothing else was changed by this tool.\n{error}")
         return 1
+
+
+def _config_value(stack: Any, key: str) -> str | None:
+    """A (path) config value of the stack, None when it is not set."""
+    from pulumi import automation as auto
+
+    try:
+        return str(stack.get_config(key, path=True).value)
+    except auto.errors.CommandError:
+        return None
+
+
+def _existing(stack: Any, resources: list[str]) -> list[str]:
+    """The URNs of `resources` (type::name) that the stack's state holds (for `--replace`:
+    replacing a resource makes its command run again; an absent one would be an error)."""
+    state = stack.export_stack().deployment or {}
+    urns = [str(r.get("urn", "")) for r in state.get("resources") or []]
+    return [urn for urn in urns if any(urn.endswith(f"::{name}") for name in resources)]
 
 
 def _summary_to_dict(summary: Any) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from rollback import (
     TAG_KEY,
     RollbackError,
     find_last_good_tag,
+    image_tag_of,
     parse_history,
     plan_rollback,
+    serving_tag,
 )
 
 
@@ -68,3 +70,29 @@ def test_plan_for_a_backup_sets_restore_backup() -> None:
 def test_bad_targets_are_refused_before_anything_runs(tag: str | None, backup: str | None) -> None:
     with pytest.raises(RollbackError):
         plan_rollback(image_tag=tag, backup=backup, last_good=None)
+
+
+@pytest.mark.parametrize(
+    ("reference", "tag"),
+    [
+        ("127.0.0.1:5000/mcp/app:v2", "v2"),
+        ("ghcr.io/feustey/mcp:3f2c1ab@sha256:" + "a" * 64, "3f2c1ab"),
+        ("127.0.0.1:5000/mcp/app@sha256:" + "b" * 64, None),
+        ("mcp", None),
+    ],
+)
+def test_the_tag_is_read_from_the_image_reference(reference: str, tag: str | None) -> None:
+    assert image_tag_of(reference) == tag
+
+
+def test_what_serves_comes_from_the_stack_output_not_the_stack_file() -> None:
+    assert serving_tag({"image": "127.0.0.1:5000/mcp/app:v2"}) == "v2"
+    with pytest.raises(RollbackError, match="--image-tag"):
+        serving_tag({"image": ""})
+
+
+def test_a_restore_is_one_shot_and_a_tag_rollback_puts_the_build_flag_back() -> None:
+    restore = plan_rollback(image_tag=None, backup="latest", last_good=None)
+    assert restore.one_shot == (RESTORE_KEY,)
+    tag = plan_rollback(image_tag="v1", backup=None, last_good=None)
+    assert tag.restore_previous == (BUILD_PATH,) and tag.one_shot == ()
