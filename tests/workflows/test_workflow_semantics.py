@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import http.server
+import importlib.util
+import json
 import re
+import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from workflow_support import WORKFLOW_FILES, WORKFLOWS_DIR, load_workflow, run_blocks
+import yaml
+from workflow_support import ROOT, WORKFLOW_FILES, WORKFLOWS_DIR, load_workflow, run_blocks
 
 DEPLOY = "deploy-production.yml"
 TESTS = "tests.yml"
@@ -42,6 +49,11 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
     return [s for s in steps(job) if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def step_named(job: dict[str, Any], name: str) -> dict[str, Any]:
+    (step,) = [s for s in steps(job) if s.get("name") == name]
+    return step
 
 
 # --- triggers and inputs ---------------------------------------------------------------------
@@ -133,15 +145,12 @@ def test_tests_workflow_jobs(wf: dict[str, Any]) -> None:
     assert {"lint", "test", "preview"} <= set(jobs)
     test_scripts = " ".join(s for j, s in run_blocks(wf[TESTS]) if j == "test")
     assert "--cov=components" in test_scripts and "--cov-report=xml" in test_scripts
-    assert [s["uses"] for s in uses(jobs["test"], "codecov/codecov-action")] == [
-        "codecov/codecov-action@v5"
-    ]
+    assert len(uses(jobs["test"], "codecov/codecov-action")) == 1
     assert "pull_request" in jobs["preview"]["if"]
     (preview,) = [s for s in uses(jobs["preview"], "pulumi/actions") if "with" in s]
-    assert preview["uses"] == "pulumi/actions@v6"
     assert preview["with"]["command"] == "preview"
-    assert preview["with"]["stack-name"] == "production"
-    assert preview["with"]["comment-on-pr"] is True
+    assert preview["with"]["stack-name"] == "${{ env.PREVIEW_STACK }}"
+    assert "comment-on-pr" in preview["with"]
     assert preview["with"]["github-token"] == "${{ secrets.GITHUB_TOKEN }}"
     assert jobs["preview"]["permissions"]["pull-requests"] == "write"
 
@@ -153,20 +162,49 @@ def test_production_environment(wf: dict[str, Any], name: str, job_id: str) -> N
     assert env.get("url"), "the environment should link to the deployed URL"
 
 
-def test_shared_concurrency_group(wf: dict[str, Any]) -> None:
-    deploy = wf[DEPLOY]["concurrency"]
+def test_deploys_queue_and_are_never_cancelled_half_way(wf: dict[str, Any]) -> None:
+    assert wf[DEPLOY]["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+
+
+def test_a_rollback_is_never_replaced_by_a_newer_run(wf: dict[str, Any]) -> None:
+    """GitHub keeps one pending run per concurrency group and cancels the older pending one: a
+    rollback sharing the deploys' group would be dropped by the next push. Each rollback run
+    has its own group, and is never cancelled in progress."""
     rollback = wf[ROLLBACK]["concurrency"]
-    assert deploy == {"group": "deploy-production", "cancel-in-progress": False}
-    assert rollback == deploy
+    assert rollback["cancel-in-progress"] is False
+    assert "${{ github.run_id }}" in rollback["group"]
+    deploy_group = wf[DEPLOY]["concurrency"]["group"]
+    assert rollback["group"].replace("${{ github.run_id }}", "") != deploy_group
+    for job in wf[ROLLBACK]["jobs"].values():
+        assert "concurrency" not in job
+
+
+def test_deploy_and_rollback_wait_for_each_other_on_the_stack_lock(wf: dict[str, Any]) -> None:
+    """Not in one group, they still never overlap: each runs its update through the retry on
+    the Pulumi stack lock, so the second one waits for the first (the server lock backs it)."""
+    up = step_named(wf[DEPLOY]["jobs"]["deploy"], "Pulumi up")
+    assert up["run"].startswith("bash .github/scripts/retry-on-stack-lock.sh pulumi up ")
+    assert not uses(wf[DEPLOY]["jobs"]["deploy"], "pulumi/actions")[1:], "one pulumi/actions"
+    roll = step_named(wf[ROLLBACK]["jobs"]["rollback"], "Roll back")
+    calls = re.findall(r"retry-on-stack-lock\.sh \\\n\s*python rollback\.py", roll["run"])
+    assert len(calls) == 2, roll["run"]
+    assert "python rollback.py" not in re.sub(
+        r"retry-on-stack-lock\.sh \\\n\s*python rollback\.py", "", roll["run"]
+    )
+    assert int(roll["env"]["MCP_LOCK_WAIT_SECONDS"]) >= 45 * 60  # the deploy job's timeout
+    assert wf[DEPLOY]["jobs"]["deploy"]["timeout-minutes"] == 45
+    assert wf[ROLLBACK]["jobs"]["rollback"]["timeout-minutes"] > 45
+    for name in (DEPLOY, ROLLBACK):
+        assert "flock" in raw(name) and "stack lock" in raw(name), name
 
 
 def test_pulumi_up_sets_image_tag_from_commit(wf: dict[str, Any]) -> None:
     job = wf[DEPLOY]["jobs"]["deploy"]
     names = [s.get("name", s.get("uses", "")) for s in steps(job)]
-    (up,) = [s for s in uses(job, "pulumi/actions") if s.get("with", {}).get("command") == "up"]
-    assert up["uses"] == "pulumi/actions@v6"
-    assert up["with"]["stack-name"] == "production"
+    up = step_named(job, "Pulumi up")
+    assert "pulumi up --yes --non-interactive --skip-preview --stack production" in up["run"]
     assert up["env"]["GITHUB_TOKEN"] == "${{ secrets.PULUMI_GITHUB_TOKEN }}"
+    assert up["env"]["UPDATE_MESSAGE"] == "Deploy ${{ github.sha }} (run ${{ github.run_id }})"
     (tag_step,) = [s for s in steps(job) if "mcp:imageTag" in s.get("run", "")]
     assert "--stack production" in tag_step["run"]
     assert "mcp:image.build' true" in tag_step["run"]
@@ -188,7 +226,7 @@ def test_admin_token_only_on_pulumi_steps(wf: dict[str, Any]) -> None:
             assert "PULUMI_GITHUB_TOKEN" not in str(job.get("env", {})), f"{name}:{job_id}"
             for step in steps(job):
                 if "PULUMI_GITHUB_TOKEN" in str(step.get("env", {})):
-                    runs_pulumi_up = step.get("with", {}).get("command") == "up" or (
+                    runs_pulumi_up = "pulumi up " in step.get("run", "") or (
                         "rollback.py" in step.get("run", "")
                     )
                     assert runs_pulumi_up, f"{name}:{job_id}: {step.get('name')}"
@@ -324,3 +362,344 @@ def test_rollback_input_validation(
     assert out.read_text() == outputs
     if not ok:
         assert "::error::" in result.stdout
+
+
+# --- pinned actions ----------------------------------------------------------------------------
+
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})$")
+TAG_COMMENT = re.compile(r"^\s+#\s+(?P<tag>v\d+(?:\.\d+){0,2})\s*$")
+
+
+def test_pin_check_tells_a_pinned_action_from_a_tag() -> None:
+    """Guards the check below against accepting everything."""
+    good = "      - uses: actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4.4.0"
+    bad = ["      - uses: actions/checkout@v4", "        uses: actions/checkout@11d5960a # v4"]
+    match = USES_LINE.match(good)
+    assert match and PINNED.match(match.group(1)) and TAG_COMMENT.match(match.group(2))
+    for line in bad:
+        match = USES_LINE.match(line)
+        assert match and not PINNED.match(match.group(1))
+    match = USES_LINE.match("      - uses: actions/checkout@" + "a" * 40)
+    assert match and not TAG_COMMENT.match(match.group(2))
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_sha_with_its_tag(path: Path) -> None:
+    """A tag can be moved to other code; a full commit SHA cannot. The comment names the tag."""
+    found = 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        match = USES_LINE.match(line)
+        if match is None or match.group(1).startswith("./"):
+            continue
+        found += 1
+        where = f"{path.name}:{number}: {line.strip()}"
+        assert PINNED.match(match.group(1)), f"not pinned to a 40-hex commit SHA: {where}"
+        assert TAG_COMMENT.match(match.group(2)), f"no `# vX.Y.Z` tag comment: {where}"
+    assert found, path.name
+
+
+def test_one_action_one_pin() -> None:
+    """The same action is pinned to the same commit (and tag) everywhere."""
+    pins: dict[str, set[str]] = {}
+    for path in WORKFLOW_FILES:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = USES_LINE.match(line)
+            if match and not match.group(1).startswith("./"):
+                action, ref = match.group(1).split("@")
+                pins.setdefault(action, set()).add(ref + match.group(2).strip())
+    assert pins and all(len(refs) == 1 for refs in pins.values()), pins
+
+
+# --- pull request previews hold no production secrets -----------------------------------------
+
+
+def test_pull_request_preview_holds_no_production_decryption_rights(
+    wf: dict[str, Any],
+) -> None:
+    tests = raw(TESTS)
+    for name in ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_GITHUB_TOKEN"):
+        assert f"secrets.{name}" not in tests, name
+    assert "secrets.PULUMI_BACKEND_URL" not in tests and "vars.PULUMI_BACKEND_URL" not in tests
+    assert set(re.findall(r"secrets\.(\w+)", tests)) <= {"GITHUB_TOKEN", "CODECOV_TOKEN"}
+    job = wf[TESTS]["jobs"]["preview"]
+    assert "environment" not in job
+    assert job["env"]["PREVIEW_STACK"] != "production"
+    (preview,) = [s for s in uses(job, "pulumi/actions") if "with" in s]
+    assert preview["with"]["cloud-url"] == "file://${{ runner.temp }}/pulumi-state"
+    create = step_named(job, "Create the throwaway preview stack")["run"]
+    assert 'PULUMI_BACKEND_URL="file://${state}"' in create
+    assert 'PULUMI_CONFIG_PASSPHRASE="$(openssl rand -hex 32)"' in create
+    assert 'echo "::add-mask::${PULUMI_CONFIG_PASSPHRASE}"' in create
+    assert "--stack production" not in create and "production" not in str(preview["with"])
+
+
+def test_only_production_jobs_read_the_deploy_secrets(wf: dict[str, Any]) -> None:
+    """The Pulumi credentials are read only by jobs in the protected `production` environment."""
+    for name, workflow in wf.items():
+        for job_id, job in workflow["jobs"].items():
+            text = str(job)
+            reads = [
+                name
+                for name in (
+                    "PULUMI_ACCESS_TOKEN",
+                    "PULUMI_CONFIG_PASSPHRASE",
+                    "PULUMI_BACKEND_URL",
+                )
+                if f"secrets.{name}" in text or f"vars.{name}" in text
+            ]
+            if reads:
+                assert job.get("environment", {}).get("name") == "production", (name, job_id)
+
+
+def _load_preview_stack_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "preview_stack", ROOT / ".github" / "scripts" / "preview_stack.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preview_stack_gets_production_plain_config_and_no_ciphertext(tmp_path: Path) -> None:
+    production = tmp_path / "Pulumi.production.yaml"
+    production.write_text(
+        "config:\n"
+        "  mcp:server:\n"
+        "    host: 147.79.101.32\n"
+        "    hostKey: ssh-ed25519 AAAA\n"
+        "    extra:\n"
+        "      secure: v1:nested-ciphertext\n"
+        "  mcp:sshPrivateKey:\n"
+        "    secure: v1:key-ciphertext\n"
+        "  mcp:paths:\n"
+        "    deployDir: /opt/mcp\n"
+        "  mcp:slackWebhookUrl:\n"
+        "    secure: v1:slack-ciphertext\n",
+        encoding="utf-8",
+    )
+    destination = tmp_path / "Pulumi.pr-preview.yaml"
+    destination.write_text("encryptionsalt: v1:own-salt\n", encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / ".github/scripts/preview_stack.py"),
+            str(production),
+            str(destination),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == ["mcp:server.extra", "mcp:sshPrivateKey", "mcp:slackWebhookUrl"]
+    written = yaml.safe_load(destination.read_text(encoding="utf-8"))
+    assert written["encryptionsalt"] == "v1:own-salt"
+    assert written["config"] == {
+        "mcp:server": {"host": "147.79.101.32", "hostKey": "ssh-ed25519 AAAA"},
+        "mcp:paths": {"deployDir": "/opt/mcp"},
+    }
+    assert "ciphertext" not in destination.read_text(encoding="utf-8")
+
+
+def test_preview_stack_config_of_the_real_production_file() -> None:
+    module = _load_preview_stack_module()
+    production = yaml.safe_load((ROOT / "Pulumi.production.yaml").read_text(encoding="utf-8"))
+    config, dropped = module.preview_config(production)
+    assert config["mcp:server"]["host"] == production["config"]["mcp:server"]["host"]
+    assert set(config) | set(dropped) == set(production["config"])
+    assert "secure" not in str(config)
+
+
+# --- running the workflows' own shell ---------------------------------------------------------
+
+FAKE_PULUMI = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["PULUMI_CALLS"], "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+def _fake_bin(tmp_path: Path, name: str, source: str) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text(source, encoding="utf-8")
+    tool.chmod(0o755)
+    return bin_dir
+
+
+def _option_end_then_key_value(argv: list[str]) -> tuple[str, str | None]:
+    """(key, value) after `--`, as any argument parser that honours `--` reads them."""
+    assert "--" in argv, argv
+    rest = argv[argv.index("--") + 1 :]
+    assert all(not arg.startswith("-") for arg in argv[: argv.index("--")] if arg in rest)
+    return rest[0], (rest[1] if len(rest) > 1 else None)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["-x", "--secret", "--path=mcp:imageTag oops", "- leading dash\nsecond line", "plain"],
+    ids=repr,
+)
+def test_commit_message_starting_with_a_dash_stays_a_value(
+    wf: dict[str, Any], tmp_path: Path, message: str
+) -> None:
+    step = step_named(wf[DEPLOY]["jobs"]["deploy"], "Set image tag")
+    calls = tmp_path / "calls"
+    bin_dir = _fake_bin(tmp_path, "pulumi", FAKE_PULUMI)
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", step["run"]],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "PULUMI_CALLS": str(calls),
+            "IMAGE_TAG": "3f2c1ab" + "0" * 33,
+            "RELEASE_AUTHOR": "-octocat",
+            "RELEASE_MESSAGE": message,
+        },
+        check=True,
+        timeout=30,
+    )
+    argvs = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert [argv[:2] for argv in argvs] == [["config", "set"]] * 4
+    pairs = dict(_option_end_then_key_value(argv) for argv in argvs)
+    assert pairs == {
+        "mcp:imageTag": "3f2c1ab" + "0" * 33,
+        "mcp:image.build": "true",
+        "mcp:release.author": "-octocat",
+        "mcp:release.message": message.split("\n", 1)[0],
+    }
+    for argv in argvs:
+        assert "--secret" not in argv[: argv.index("--")]
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, self.headers["Content-Type"], body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("name", "job_id"), [(DEPLOY, "notify"), (ROLLBACK, "notify")])
+def test_slack_webhook_goes_to_curl_on_stdin_never_on_its_command_line(
+    wf: dict[str, Any], tmp_path: Path, name: str, job_id: str
+) -> None:
+    """Runs the workflow's own Slack step with the real curl against a local webhook."""
+    step = step_named(wf[name]["jobs"][job_id], "Post to Slack")
+    assert "$SLACK_WEBHOOK_URL" not in step["run"]
+    argv_log = tmp_path / "argv"
+    for tool in ("curl", "jq"):
+        real = shutil.which(tool)
+        assert real, f"{tool} is needed (as on the runner)"
+        bin_dir = _fake_bin(
+            tmp_path, tool, f'#!/bin/bash\nprintf "%s\\n" "$@" >> {argv_log}\nexec {real} "$@"\n'
+        )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    _Webhook.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    secret_path = "/services/T000/B000/webhook-secret-token"
+    try:
+        env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}{secret_path}",
+            "ACTOR": "octocat",
+            "COMMIT": "3f2c1ab" + "0" * 33,
+            "RUN_URL": "https://github.com/o/r/actions/runs/1",
+            "DEPLOY_RESULT": "failure",
+            "TEST_RESULT": "success",
+            "SMOKE_RESULT": "skipped",
+            "ROLLED_BACK": "false",
+            "ROLLBACK_RESULT": "success",
+            "TARGET": "latest",
+            "IMAGE": 'ghcr.io/o/r:"quoted"\\back',
+        }
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", step["run"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout + result.stderr
+    ((path, content_type, body),) = _Webhook.received
+    assert path == secret_path
+    assert content_type == "application/json"
+    text = json.loads(body)["text"]
+    assert "octocat" in text and "https://github.com/o/r/actions/runs/1" in text
+    assert "webhook-secret-token" not in argv_log.read_text()
+    assert "--config" in argv_log.read_text().split()
+
+
+# --- waiting for the stack lock -----------------------------------------------------------------
+
+RETRY = ROOT / ".github" / "scripts" / "retry-on-stack-lock.sh"
+FLAKY = """#!/bin/bash
+# Fails with MESSAGE the first FAILURES times, then succeeds.
+count=$(cat "$COUNTER" 2>/dev/null || echo 0)
+echo $((count + 1)) > "$COUNTER"
+if ((count < FAILURES)); then
+    echo "error: $MESSAGE" >&2
+    exit 1
+fi
+echo "update done: $*"
+"""
+
+
+def _run_retry(tmp_path: Path, failures: int, message: str, wait: int = 60) -> tuple[int, int, str]:
+    bin_dir = _fake_bin(tmp_path, "flaky", FLAKY)
+    counter = tmp_path / "count"
+    result = subprocess.run(
+        ["bash", str(RETRY), str(bin_dir / "flaky"), "--stack", "production"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "COUNTER": str(counter),
+            "FAILURES": str(failures),
+            "MESSAGE": message,
+            "MCP_LOCK_WAIT_SECONDS": str(wait),
+            "MCP_LOCK_RETRY_SECONDS": "0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, int(counter.read_text()), result.stdout
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "[409] Conflict: Another update is currently in progress.",
+        "the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end",
+    ],
+)
+def test_an_update_waits_for_the_stack_lock_instead_of_failing(
+    tmp_path: Path, message: str
+) -> None:
+    status, attempts, output = _run_retry(tmp_path, 2, message)
+    assert (status, attempts) == (0, 3), output
+    assert output.count("::notice::the Pulumi stack is locked") == 2
+    assert "update done: --stack production" in output
+
+
+def test_any_other_failure_is_returned_at_once(tmp_path: Path) -> None:
+    status, attempts, output = _run_retry(tmp_path, 5, "[release] FAILED: ROLLED BACK")
+    assert (status, attempts) == (1, 1), output
+
+
+def test_waiting_for_the_lock_gives_up_after_the_deadline(tmp_path: Path) -> None:
+    status, attempts, output = _run_retry(tmp_path, 99, "the stack is currently locked", wait=0)
+    assert (status, attempts) == (1, 1), output
+    assert "::error::the Pulumi stack is still locked" in output
