@@ -1,4 +1,15 @@
-"""The GitHub side: the workflows' Actions secrets and the protected `production` environment."""
+"""The GitHub side: what the workflows read from the repository, and the `production` environment.
+
+Only what a workflow of this project reads is declared: the secret `SLACK_WEBHOOK_URL` (failure
+and rollback messages), the variable `PULUMI_BACKEND_URL` (self-managed state backend), and the
+protected `production` environment that the deploy and rollback jobs run in. The deploy key
+travels in the encrypted stack config, never in a repository secret: each copy of it is one more
+place to leak it from.
+
+The original pipeline read `HOSTINGER_SSH_KEY`, `HOSTINGER_HOST`, `HOSTINGER_USER` and
+`HOSTINGER_DEPLOY_DIR`. They are declared only with `mcp:github.legacySecrets: true`, for the
+time a migration from that pipeline needs them; turning it off again deletes them from GitHub.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +21,12 @@ import pulumi_github as github
 from components.settings import GitHubSettings, PathSettings, ServerSettings
 
 DEPLOY_BRANCH = "main"
+LEGACY_SECRET_NAMES = (
+    "HOSTINGER_SSH_KEY",
+    "HOSTINGER_HOST",
+    "HOSTINGER_USER",
+    "HOSTINGER_DEPLOY_DIR",
+)
 
 
 @dataclass(frozen=True)
@@ -21,20 +38,37 @@ class GitHubSetupArgs:
 
 
 def actions_secret_values(args: GitHubSetupArgs) -> dict[str, pulumi.Input[str]]:
-    """Secret name -> value, as the workflows (and the seed's manual steps) expect them."""
-    values: dict[str, pulumi.Input[str]] = {
-        "HOSTINGER_SSH_KEY": args.server.private_key,
-        "HOSTINGER_HOST": args.server.host,
-        "HOSTINGER_USER": args.server.user,
-        "HOSTINGER_DEPLOY_DIR": args.paths.deploy_dir,
-    }
+    """Repository secret name -> value: what the workflows read, plus the legacy copies when
+    `mcp:github.legacySecrets` is on."""
+    values: dict[str, pulumi.Input[str]] = {}
     if args.slack_webhook_url is not None:
         values["SLACK_WEBHOOK_URL"] = args.slack_webhook_url
+    if args.github.legacy_secrets:
+        legacy_values = (
+            args.server.private_key,
+            args.server.host,
+            args.server.user,
+            args.paths.deploy_dir,
+        )
+        values.update(zip(LEGACY_SECRET_NAMES, legacy_values, strict=True))
     return values
 
 
+def actions_variable_values(args: GitHubSetupArgs) -> dict[str, str]:
+    """Repository variable name -> value (not secret: shown in logs and the GitHub UI)."""
+    values: dict[str, str] = {}
+    if args.github.pulumi_backend_url is not None:
+        values["PULUMI_BACKEND_URL"] = args.github.pulumi_backend_url
+    return values
+
+
+def _resource_suffix(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
 class GitHubSetup(pulumi.ComponentResource):
-    """Declares repository Actions secrets and the `production` environment (main only)."""
+    """Declares the workflows' repository secrets and variables and the `production`
+    environment (deployments from main only)."""
 
     def __init__(
         self, name: str, args: GitHubSetupArgs, opts: pulumi.ResourceOptions | None = None
@@ -47,9 +81,18 @@ class GitHubSetup(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
+        if settings.legacy_secrets:
+            pulumi.log.warn(
+                "mcp:github.legacySecrets is on: the deploy key, host, user and deploy dir are "
+                f"copied into the repository secrets {', '.join(LEGACY_SECRET_NAMES)}, which no "
+                "workflow of this project reads. Turn it off once the old pipeline is gone "
+                "(the next `pulumi up` deletes them).",
+                resource=self,
+            )
+
         self.secrets = {
             secret_name: github.ActionsSecret(
-                f"{name}-secret-{secret_name.lower().replace('_', '-')}",
+                f"{name}-secret-{_resource_suffix(secret_name)}",
                 repository=settings.repository,
                 secret_name=secret_name,
                 # Every value goes through Output.secret, even the non-sensitive ones, so that
@@ -58,6 +101,16 @@ class GitHubSetup(pulumi.ComponentResource):
                 opts=child,
             )
             for secret_name, value in actions_secret_values(args).items()
+        }
+        self.variables = {
+            variable_name: github.ActionsVariable(
+                f"{name}-variable-{_resource_suffix(variable_name)}",
+                repository=settings.repository,
+                variable_name=variable_name,
+                value=value,
+                opts=child,
+            )
+            for variable_name, value in actions_variable_values(args).items()
         }
 
         reviewers = []

@@ -51,6 +51,8 @@ URL_PATTERN = re.compile(
     r"(?::([0-9]{1,5}))?(?:[/?#][A-Za-z0-9._~:/?#@!*+,=%\[\]-]*)?\Z"
 )
 MAX_SCRIPT_INT = 999_999  # check_posint / check_nonneg_int accept up to six digits
+# No user:password@ part: the value becomes a (non-secret) repository variable.
+PULUMI_BACKEND_URL_PATTERN = re.compile(r"^(?:s3|azblob|gs|file)://[A-Za-z0-9._~/?=&%,+-]+\Z")
 HOST_KEY_TYPES = (
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -194,6 +196,11 @@ class GitHubSettings:
     reviewer_user_ids: tuple[int, ...]
     reviewer_team_ids: tuple[int, ...]
     wait_timer_minutes: int
+    # Repository variable PULUMI_BACKEND_URL, read by the workflows (self-managed backend).
+    pulumi_backend_url: str | None = None
+    # Migration from the original pipeline only: copy the deploy key, host, user and deploy
+    # dir into HOSTINGER_* repository secrets, which no workflow of this project reads.
+    legacy_secrets: bool = False
 
 
 @dataclass(frozen=True)
@@ -878,4 +885,28 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
         43200,
         "5",
     )
-    return GitHubSettings(owner, repository, environment, user_ids, team_ids, wait)
+    backend_url = reader.field(obj, "github", "pulumiBackendUrl", "s3://...", required=False)
+    if backend_url is not None:
+        backend_url = reader.string(
+            backend_url,
+            "github.pulumiBackendUrl",
+            PULUMI_BACKEND_URL_PATTERN,
+            "must be a Pulumi self-managed backend URL (s3://, azblob://, gs://, file://); "
+            "it is stored as a repository variable, so it must hold no credentials",
+            "s3://mcp-pulumi-state/production",
+        )
+    legacy = reader.boolean(
+        reader.field(obj, "github", "legacySecrets", "false", default=False),
+        "github.legacySecrets",
+        "false",
+    )
+    return GitHubSettings(
+        owner,
+        repository,
+        environment,
+        user_ids,
+        team_ids,
+        wait,
+        pulumi_backend_url=backend_url,
+        legacy_secrets=legacy,
+    )

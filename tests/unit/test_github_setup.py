@@ -1,0 +1,157 @@
+"""The GitHub side of the program, on Pulumi's mocks: the secrets and variables the workflows
+read, the `production` environment, and the legacy HOSTINGER_* copies (opt-in only)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from components.github_repo import LEGACY_SECRET_NAMES
+from tests.unit.conftest import ROOT, ProgramRun, TestKeys, base_config
+
+Run = Callable[..., ProgramRun]
+SECRET = "github:index/actionsSecret:ActionsSecret"
+VARIABLE = "github:index/actionsVariable:ActionsVariable"
+ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def github_config(test_keys: TestKeys, **github: Any) -> dict[str, Any]:
+    config = base_config(test_keys)
+    config["github"] = {**config["github"], **github}
+    return config
+
+
+def secrets_of(run: ProgramRun) -> dict[str, Any]:
+    return {r.inputs["secretName"]: r for r in run.of_type(SECRET)}
+
+
+def variables_of(run: ProgramRun) -> dict[str, Any]:
+    return {r.inputs["variableName"]: r for r in run.of_type(VARIABLE)}
+
+
+def read_by_workflows(kind: str) -> set[str]:
+    """Names the workflows read as `${{ secrets.NAME }}` or `${{ vars.NAME }}`."""
+    text = "\n".join(path.read_text(encoding="utf-8") for path in WORKFLOWS)
+    return set(re.findall(rf"\b{kind}\.([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+@pytest.fixture
+def production(run_program: Run, test_keys: TestKeys) -> ProgramRun:
+    return run_program(github_config(test_keys, pulumiBackendUrl="s3://mcp-state/production"))
+
+
+def test_only_what_the_workflows_read_is_declared(production: ProgramRun) -> None:
+    secrets = secrets_of(production)
+    variables = variables_of(production)
+    assert set(secrets) == {"SLACK_WEBHOOK_URL"}
+    assert set(variables) == {"PULUMI_BACKEND_URL"}
+    assert set(secrets) <= read_by_workflows("secrets")
+    assert set(variables) <= read_by_workflows("vars")
+    assert variables["PULUMI_BACKEND_URL"].inputs["value"] == "s3://mcp-state/production"
+    slack = secrets["SLACK_WEBHOOK_URL"]
+    assert slack.inputs["repository"] == "mcp"
+    assert "plaintextValue" in slack.secret_paths()
+    assert slack.inputs["plaintextValue"].endswith("/slack-secret-value")
+
+
+def test_the_deploy_key_is_copied_nowhere_by_default(
+    production: ProgramRun, test_keys: TestKeys
+) -> None:
+    """The key travels in the encrypted stack config; no repository secret holds a copy."""
+    assert not set(LEGACY_SECRET_NAMES) & set(secrets_of(production))
+    key_line = test_keys.private_key.splitlines()[1]
+    for resource in production.registered.values():
+        if resource.type.startswith("github:"):
+            assert key_line not in str(resource.inputs), resource.name
+
+
+def test_no_workflow_reads_the_legacy_secrets() -> None:
+    assert not set(LEGACY_SECRET_NAMES) & read_by_workflows("secrets")
+
+
+def test_legacy_secrets_are_an_explicit_opt_in(run_program: Run, test_keys: TestKeys) -> None:
+    run = run_program(github_config(test_keys, legacySecrets=True))
+    secrets = secrets_of(run)
+    assert set(secrets) == {*LEGACY_SECRET_NAMES, "SLACK_WEBHOOK_URL"}
+    for name, secret in secrets.items():
+        assert "plaintextValue" in secret.secret_paths(), name
+    assert secrets["HOSTINGER_HOST"].inputs["plaintextValue"] == "147.79.101.32"
+    assert secrets["HOSTINGER_USER"].inputs["plaintextValue"] == "feustey"
+    assert secrets["HOSTINGER_DEPLOY_DIR"].inputs["plaintextValue"] == "/opt/mcp"
+    assert secrets["HOSTINGER_SSH_KEY"].inputs["plaintextValue"] == test_keys.private_key
+    # The same resource names as the original program: opting in replaces nothing.
+    assert run.get("github-secret-hostinger-ssh-key").inputs["secretName"] == "HOSTINGER_SSH_KEY"
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE-ish"])
+def test_legacy_secrets_must_be_true_or_false(
+    run_program: Run, test_keys: TestKeys, value: str
+) -> None:
+    with pytest.raises(Exception, match=r"mcp:github\.legacySecrets: must be true or false"):
+        run_program(github_config(test_keys, legacySecrets=value))
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:password@example.com/state", "s3://bucket/a b", "s3://b\n"]
+)
+def test_backend_url_variable_refuses_credentials_and_junk(
+    run_program: Run, test_keys: TestKeys, url: str
+) -> None:
+    with pytest.raises(Exception, match=r"mcp:github\.pulumiBackendUrl: must be"):
+        run_program(github_config(test_keys, pulumiBackendUrl=url))
+
+
+def test_slack_secret_is_absent_when_no_webhook(run_program: Run, test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config.pop("slackWebhookUrl")
+    run = run_program(config)
+    assert not run.of_type(SECRET)
+    assert not run.of_type(VARIABLE)
+    assert not run.of_type("command:local:Command")
+
+
+def test_production_environment_only_allows_main(production: ProgramRun) -> None:
+    (environment,) = production.of_type(ENVIRONMENT)
+    assert environment.inputs["environment"] == "production"
+    assert environment.inputs["deploymentBranchPolicy"] == {
+        "customBranchPolicies": True,
+        "protectedBranches": False,
+    }
+    assert environment.inputs["waitTimer"] == 5
+    assert environment.inputs["reviewers"] == [{"users": [1234567]}]
+    (policy,) = production.of_type(POLICY)
+    assert policy.inputs["branchPattern"] == "main"
+    assert policy.inputs["environment"] == "production"
+    assert "tagPattern" not in policy.inputs
+
+
+def test_the_environment_is_the_one_the_workflows_deploy_in(production: ProgramRun) -> None:
+    (environment,) = production.of_type(ENVIRONMENT)
+    used = set()
+    for path in WORKFLOWS:
+        for job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].values():
+            env = job.get("environment")
+            if env is not None:
+                used.add(env["name"] if isinstance(env, dict) else env)
+    assert used == {environment.inputs["environment"]}
+
+
+def test_github_resources_use_an_explicit_provider_for_the_owner(production: ProgramRun) -> None:
+    (provider,) = production.of_type("pulumi:providers:github")
+    assert provider.inputs["owner"] == "feustey"
+    for resource in production.registered.values():
+        if resource.type.startswith("github:"):
+            assert resource.parent.endswith("::github"), resource.name
+
+
+def test_no_github_resources_without_github_config(run_program: Run, test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    config.pop("github")
+    run = run_program(config)
+    assert not [r for r in run.registered.values() if r.type.startswith("github:")]
