@@ -1,0 +1,77 @@
+"""Zero downtime through the engine: `blue-green` deploys, a broken release and a rollback with
+`pulumi up` / `rollback.py`, under a prober sending >= 20 requests per second."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import TYPE_CHECKING
+
+from tests.e2e.test_rollback import rollback
+from tests.integration.conftest import free_port
+from tests.integration.prober import Prober
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.e2e.conftest import E2EStack
+    from tests.integration.conftest import DeployTarget, HttpProbe
+
+MIN_RATE = 20.0
+
+
+def remove_blue_green(target: DeployTarget) -> None:
+    """The proxy and colour projects the strategy starts beside the target's own project."""
+    names = [f"name=^{target.project}-proxy$"] + [
+        f"label=com.docker.compose.project={target.project}-{colour}"
+        for colour in ("blue", "green")
+    ]
+    for name in names:
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", name], capture_output=True, text=True, check=False
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def test_deploys_a_broken_release_and_a_rollback_lose_no_request(
+    make_stack: Callable[..., E2EStack],
+    proxy_image: str,
+    sample_images: dict[str, str],
+    http: HttpProbe,
+) -> None:
+    e2e = make_stack(
+        "blue-green",
+        config={
+            "mcp:app": {"strategy": "blue-green"},
+            "mcp:proxy": {
+                "image": proxy_image,
+                "colourPorts": [free_port(), free_port()],
+                "drainSeconds": 1,
+            },
+        },
+    )
+    try:
+        e2e.up()
+        assert e2e.served_version(http) == "v1"
+
+        prober = Prober(e2e.target.health_url, rate=40).start()
+        e2e.set_tag("v2")
+        e2e.up()
+        e2e.set_tag("broken-500")
+        broken = e2e.up(check=False)
+        back = rollback(e2e, "--last-good")
+        report = prober.stop()
+
+        assert broken.returncode != 0, broken.stdout
+        assert "kept serving; no traffic moved" in broken.stdout + broken.stderr
+        assert back.returncode == 0, back.stdout + back.stderr
+        summary = json.dumps(report.summary())
+        assert report.rate >= MIN_RATE, f"prober too slow to prove anything: {summary}"
+        assert not report.failed, f"requests failed: {summary}"
+        versions = report.versions
+        assert versions[0] == "v1" and versions[-1] == "v1", summary
+        assert "v2" in versions and "broken-500" not in versions, summary
+        assert e2e.stack.outputs()["image"] == sample_images["v1"]
+    finally:
+        remove_blue_green(e2e.target)
