@@ -17,7 +17,8 @@
 #
 # Environment:
 #   MCP_TOOLS_CACHE   cache root (default: $HOME/.cache/mcp-deploy/tools)
-#   MCP_VENDOR_DIR    the vendored sources (default: <repo>/../shared/vendor)
+#   MCP_VENDOR_DIR    the vendored sources (default: <repo>/../shared/vendor, or that folder
+#                     beside the repository this one was cloned from)
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +26,16 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo_root/tools/toolchain-versions.sh"
 
 cache_root="${MCP_TOOLS_CACHE:-${HOME:-/tmp}/.cache/mcp-deploy/tools}"
-vendor_dir="${MCP_VENDOR_DIR:-$repo_root/../shared/vendor}"
+# The vendored sources sit beside this checkout (../shared/vendor), or, for a clone of it, beside
+# the repository it was cloned from.
+vendor_dir="${MCP_VENDOR_DIR:-}"
+if [[ -z "$vendor_dir" ]]; then
+  vendor_dir="$repo_root/../shared/vendor"
+  origin=$(git -C "$repo_root" remote get-url origin 2>/dev/null || true)
+  if [[ ! -d "$vendor_dir" && -d "$origin" ]]; then
+    vendor_dir="$origin/../shared/vendor"
+  fi
+fi
 toolchain_dir="$cache_root/pulumi-${PULUMI_VERSION}-python-${PULUMI_VERSION}-command-${COMMAND_PLUGIN_VERSION}"
 bin_dir="$toolchain_dir/bin"
 pulumi_home="$toolchain_dir/pulumi-home"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs on a fresh Debian 12 machine, then runs all of it:
-# unit tests on Pulumi's mocks, shell-script tests, workflow validation, and integration tests
-# against a real local deploy target (sshd + Docker + registry on 127.0.0.1).
+# unit tests on Pulumi's mocks, shell-script tests, workflow validation, integration tests
+# against a real local deploy target (sshd + Docker + registry on 127.0.0.1), and end-to-end
+# tests that run `pulumi preview` / `pulumi up` / `rollback.py` through the real Pulumi engine
+# (a `pulumi` on PATH, or the toolchain built from source once by tools/build-pulumi.sh).
 #
 #   bash tools/test.sh            # everything
 #   bash tools/test.sh -k backup  # extra arguments go to pytest
@@ -28,6 +30,11 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 say "installing pinned Python dependencies into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+say "the Pulumi CLI for the end-to-end tests (tools/pulumi-env.sh; cold build ~5-10 min)"
+eval "$(bash tools/pulumi-env.sh)"
+pulumi version >/dev/null || die "the Pulumi CLI does not run: see the toolchain output above"
+say "using $(command -v pulumi) $(pulumi version)"
 
 say "starting the local deploy target (local/server.sh up)"
 bash local/server.sh up
