@@ -7,6 +7,7 @@ Secrets are never part of a command line: they go on stdin (see `deploy_stdin`).
 from __future__ import annotations
 
 import shlex
+import warnings
 from pathlib import Path
 
 from components.settings import AppSettings, PathSettings
@@ -71,18 +72,19 @@ def _strategy_options(app: AppSettings) -> list[tuple[str, str | int]]:
     return options
 
 
+def _backup_options(paths: PathSettings) -> list[tuple[str, str | int]]:
+    """Where backups go and how many are kept (backup.sh, and release.sh's own backup)."""
+    return [
+        ("--backup-dir", paths.backup_dir),
+        ("--keep", paths.keep_backups),
+        ("--min-free-mb", paths.min_free_mb),
+    ]
+
+
 def backup_command(paths: PathSettings, app: AppSettings) -> str:
-    """Step 1: archive the deploy dir with a manifest of the running image."""
-    return _command(
-        paths,
-        "backup.sh",
-        [
-            *_app_options(paths, app),
-            ("--backup-dir", paths.backup_dir),
-            ("--keep", paths.keep_backups),
-            ("--min-free-mb", paths.min_free_mb),
-        ],
-    )
+    """A standalone backup (on call, by hand): archive the deploy dir with a manifest of the
+    running image. The deploy itself needs no separate backup step: release.sh takes its own."""
+    return _command(paths, "backup.sh", [*_app_options(paths, app), *_backup_options(paths)])
 
 
 def deploy_command(
@@ -116,13 +118,29 @@ def deploy_stdin(registry_password: str | None, env_file_content: str | None) ->
 
 
 def release_command(
-    paths: PathSettings, app: AppSettings, backup_id: str, *, with_env_file: bool
+    paths: PathSettings,
+    app: AppSettings,
+    legacy_backup_id: str | None = None,
+    *,
+    with_env_file: bool,
 ) -> str:
-    """Step 3: switch to the staged release, check health, roll back to `backup_id` on failure."""
+    """Step 3: back up the live release, switch to the staged one, check health, and roll back
+    to the backup taken by this very attempt on failure (never to an older one).
+
+    `legacy_backup_id` is ignored: it is accepted only so that callers written for the former
+    separate backup step keep working (a stale id must never become the rollback target).
+    """
+    if legacy_backup_id is not None:
+        warnings.warn(
+            "release_command(): the backup id argument is ignored; release.sh takes its own "
+            "backup at the start of every attempt (read backup_id from its result line)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     options = [*_app_options(paths, app), *_health_options(app)]
     if with_env_file:
         options.append(("--env-file", app.env_file_name))
-    options += [("--backup-dir", paths.backup_dir), ("--backup-id", backup_id)]
+    options += _backup_options(paths)
     options += _strategy_options(app)
     return _command(paths, "release.sh", options)
 

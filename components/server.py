@@ -1,14 +1,15 @@
-"""The server side of a deploy: install the remote scripts, then backup -> deploy -> release.
+"""The server side of a deploy: install the remote scripts, then deploy -> release.
 
 Each step is a `pulumi_command.remote.Command` running one script from `remote/` over SSH with
 the pinned host key. Steps re-run only when what they depend on changes (the image reference,
 the compose file, the env file); `pulumi preview` runs nothing remote.
 
-Why three resources and not one: the release step (compose up + health check + automatic
-rollback) is the only one that changes what serves traffic. If it fails, the script restores
-the backup and exits non-zero, so Pulumi does not record the release as done, while the backup
-and the staged files stay valid; retrying the same `pulumi up` runs the release again, not just
-a health check against the restored old version.
+Why separate resources and not one: the release step (backup + compose up + health check +
+automatic rollback) is the only one that changes what serves traffic. If it fails, the script
+restores the backup it took at its own start and exits non-zero, so Pulumi does not record the
+release as done, while the staged files stay valid; retrying the same `pulumi up` runs the
+release again, with a fresh backup (a retry hours later never rolls back to data older than
+its own start), not just a health check against the restored old version.
 """
 
 from __future__ import annotations
@@ -135,21 +136,13 @@ class ServerDeployment(pulumi.ComponentResource):
         triggers = self._release_triggers()
         with_env = args.env_file_content is not None
 
-        self.backup = remote.Command(
-            f"{name}-backup",
-            connection=self.connection,
-            create=remote_commands.backup_command(args.paths, args.app),
-            triggers=triggers,
-            opts=self._child(depends_on=list(self.scripts)),
-        )
-
         self.compose_upload = remote.CopyToRemote(
             f"{name}-compose",
             connection=self.connection,
             source=pulumi.FileAsset(args.app.compose_source),
             remote_path=f"{args.paths.staged_dir}/{args.app.compose_file}",
             triggers=triggers,
-            opts=self._child(depends_on=[self.backup]),
+            opts=self._child(depends_on=list(self.scripts)),
         )
 
         registry_user = args.image.pull_user if args.image.pull_password is not None else None
@@ -173,24 +166,21 @@ class ServerDeployment(pulumi.ComponentResource):
             ),
             stdin=stdin,
             triggers=triggers,
-            opts=self._child(depends_on=[self.backup, self.compose_upload]),
+            opts=self._child(depends_on=[*self.scripts, self.compose_upload]),
         )
 
-        self.backup_id = json_field(self.backup.stdout, "backup_id")
+        # The release takes its own backup at the start of every attempt and reports it.
         self.release = remote.Command(
             f"{name}-release",
             connection=self.connection,
-            create=self.backup_id.apply(
-                lambda backup_id: remote_commands.release_command(
-                    args.paths, args.app, backup_id, with_env_file=with_env
-                )
-            ),
+            create=remote_commands.release_command(args.paths, args.app, with_env_file=with_env),
             triggers=triggers,
             opts=self._child(depends_on=[self.deploy]),
         )
         self.image = json_field(self.release.stdout, "image")
-        self.previous_image = json_field(self.backup.stdout, "previous_image")
-        self.steps = [self.backup, self.compose_upload, self.deploy, self.release]
+        self.backup_id = json_field(self.release.stdout, "backup_id")
+        self.previous_image = json_field(self.release.stdout, "previous_image")
+        self.steps = [self.compose_upload, self.deploy, self.release]
 
     def _declare_restore(self, name: str, backup: str) -> None:
         args = self._args

@@ -392,7 +392,7 @@ bg_release() {
     rm -rf -- "$saved"
     bg_retire "$live" "$LIVE" background
     log "done: $IMAGE is released and healthy (blue-green, colour $new)"
-    json_object image "$IMAGE" health "$body" colour "$new"
+    json_object image "$IMAGE" health "$body" colour "$new" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"
     exit 0
 }
 

@@ -560,7 +560,7 @@ backup_archive() {
     printf '%s/%s%s.tar.gz' "$1" "$BACKUP_PREFIX" "$2"
 }
 
-# list_backup_ids BACKUP_DIR: ids, oldest first.
+# list_backup_ids BACKUP_DIR: ids, in name order (not necessarily the order they were made).
 list_backup_ids() {
     local f name
     for f in "$1/$BACKUP_PREFIX"*.tar.gz; do
@@ -570,6 +570,104 @@ list_backup_ids() {
         name=${name%.tar.gz}
         [[ $name =~ $BACKUP_ID_RE ]] && printf '%s\n' "$name"
     done | sort
+}
+
+# check_backup_dir: BACKUP_DIR (absolute, existing) is not inside DEPLOY_DIR and writable.
+# shellcheck disable=SC2153 # DEPLOY_DIR and BACKUP_DIR are the caller's globals
+check_backup_dir() {
+    check_dir --backup-dir "$BACKUP_DIR" /opt/mcp-backups
+    BACKUP_DIR=${BACKUP_DIR%/}
+    [[ -n $BACKUP_DIR ]] || die "$E_ARG" "--backup-dir must not be /"
+    case "$BACKUP_DIR/" in
+        "$DEPLOY_DIR/.deploy/"*) ;;
+        "$DEPLOY_DIR/"*) die "$E_ARG" "--backup-dir $BACKUP_DIR is inside --deploy-dir $DEPLOY_DIR: the archives would archive themselves (e.g. --backup-dir /opt/mcp-backups)" ;;
+    esac
+    [[ -w $BACKUP_DIR ]] || die "$E_BACKUP" "--backup-dir $BACKUP_DIR is not writable by $(id -un) (e.g. sudo chown $(id -un): $BACKUP_DIR)"
+}
+
+# take_backup KEEP: archive DEPLOY_DIR (without .deploy/) + a manifest of the running image
+# into BACKUP_DIR, verify it, then keep the newest KEEP archives (0: prune nothing). The
+# archive just written is never pruned. Needs DEPLOY_DIR, BACKUP_DIR, MIN_FREE_MB,
+# COMPOSE_FILE, SERVICE, PROJECT and the lock. Sets BACKUP_ID, BACKUP_FILE and
+# BACKUP_PREVIOUS_IMAGE. Dies (exit 5 or 6) when it cannot: nothing was touched then.
+BACKUP_ID="" BACKUP_FILE="" BACKUP_PREVIOUS_IMAGE=""
+# shellcheck disable=SC2153 # DEPLOY_DIR, BACKUP_DIR, MIN_FREE_MB... are the caller's globals
+take_backup() {
+    local keep=$1 used_kb free_kb need_kb manifest_dir tmp_archive size_kb
+    # 1. Disk space, before anything else.
+    used_kb=$(cd -- "$DEPLOY_DIR" && du -sk --exclude=./.deploy . 2>/dev/null | awk 'NR==1 {print $1}') || true
+    free_kb=$(df -Pk -- "$BACKUP_DIR" | awk 'NR==2 {print $4}') || true
+    [[ $used_kb =~ ^[0-9]+$ ]] || die "$E_BACKUP" "could not measure the size of $DEPLOY_DIR (du failed)"
+    [[ $free_kb =~ ^[0-9]+$ ]] || die "$E_BACKUP" "could not measure the free space in $BACKUP_DIR (df failed)"
+    need_kb=$((used_kb + MIN_FREE_MB * 1024))
+    if ((free_kb < need_kb)); then
+        die "$E_SPACE" "not enough disk space in $BACKUP_DIR: $((free_kb / 1024)) MB free, need $(((need_kb + 1023) / 1024)) MB ($DEPLOY_DIR is $(((used_kb + 1023) / 1024)) MB + --min-free-mb $MIN_FREE_MB). Nothing was touched; free some space or prune old backups."
+    fi
+    log "disk space ok: $((free_kb / 1024)) MB free in $BACKUP_DIR, need $(((need_kb + 1023) / 1024)) MB"
+
+    # 2. What is running now.
+    ((${#COMPOSE[@]})) || detect_compose
+    BACKUP_PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$DEPLOY_DIR/$COMPOSE_FILE")
+
+    # 3. Archive name (one per second).
+    BACKUP_ID=$(date -u +%Y%m%d_%H%M%S)
+    BACKUP_FILE=$(backup_archive "$BACKUP_DIR" "$BACKUP_ID")
+    while [[ -e $BACKUP_FILE ]]; do
+        sleep 1
+        BACKUP_ID=$(date -u +%Y%m%d_%H%M%S)
+        BACKUP_FILE=$(backup_archive "$BACKUP_DIR" "$BACKUP_ID")
+    done
+
+    # 4. Manifest + archive, written under a temp name then renamed.
+    mktemp_in "$DEPLOY_DIR/.deploy" manifest.XXXXXX -d || die "$E_BACKUP" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
+    manifest_dir=$MKTEMP_PATH
+    {
+        printf 'image=%s\n' "$BACKUP_PREVIOUS_IMAGE"
+        printf 'created_at=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        printf 'compose_file=%s\n' "$COMPOSE_FILE"
+        printf 'service=%s\n' "$SERVICE"
+        printf 'host=%s\n' "$(hostname 2>/dev/null || uname -n)"
+        printf 'deploy_dir=%s\n' "$DEPLOY_DIR"
+    } >"$manifest_dir/$MANIFEST_NAME"
+
+    mktemp_in "$BACKUP_DIR" ".${BACKUP_PREFIX}${BACKUP_ID}.XXXXXX.tmp" || die "$E_BACKUP" "cannot create a temp file in $BACKUP_DIR"
+    tmp_archive=$MKTEMP_PATH
+    log "archiving $DEPLOY_DIR (without .deploy/) to $BACKUP_FILE"
+    # The manifest goes first: reading it back (latest, retention) stops after one member.
+    if ! run_logged tar -czf "$tmp_archive" -C "$manifest_dir" "./$MANIFEST_NAME" \
+        --exclude=./.deploy --exclude='./.mcp-replaced-*' -C "$DEPLOY_DIR" .; then
+        die "$E_BACKUP" "tar failed while writing $BACKUP_FILE (see the tar lines above: files in $DEPLOY_DIR must be readable by $(id -un), e.g. sudo chown -R $(id -un): $DEPLOY_DIR; or the disk is full); nothing was kept and the running app was not touched"
+    fi
+    chmod 600 -- "$tmp_archive"
+    if ! verify_archive "$tmp_archive"; then
+        die "$E_BACKUP" "backup verification failed: $VERIFY_ERROR; the bad file was deleted"
+    fi
+    mv -f -- "$tmp_archive" "$BACKUP_FILE" || die "$E_BACKUP" "could not rename the archive to $BACKUP_FILE"
+    size_kb=$(du -k -- "$BACKUP_FILE" | awk '{print $1}')
+    log "archive verified (gzip -t, tar -tzf, $MANIFEST_NAME): $BACKUP_FILE (${size_kb} KB)"
+
+    # 5. Retention.
+    prune_backups "$keep" "$BACKUP_ID"
+}
+
+# prune_backups KEEP NEWEST_ID: keep the newest KEEP archives of BACKUP_DIR, NEWEST_ID (the
+# one just written) always among them. 0 prunes nothing.
+prune_backups() {
+    local keep=$1 newest=$2 ids=() id old excess i
+    ((keep > 0)) || return 0
+    mapfile -t ids < <(list_backup_ids "$BACKUP_DIR")
+    excess=$((${#ids[@]} - keep))
+    for ((i = 0; i < ${#ids[@]} && excess > 0; i++)); do
+        id=${ids[i]}
+        [[ $id == "$newest" ]] && continue
+        old=$(backup_archive "$BACKUP_DIR" "$id")
+        if rm -f -- "$old"; then
+            log "pruned old backup $old (keeping the newest $keep)"
+        else
+            log "WARNING: could not prune $old"
+        fi
+        excess=$((excess - 1))
+    done
 }
 
 # verify_archive ARCHIVE: gzip -t and the manifest is listed. Sets VERIFY_ERROR.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Step 3: switch to the release staged by deploy.sh, check health, and roll back to the
-# backup on failure.
+# Step 3: back up the live release, switch to the one staged by deploy.sh, check health, and
+# roll back to that backup on failure.
 set -euo pipefail
 umask 077
 STEP=release
@@ -11,14 +11,17 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME --health-url URL
                   --attempts N --timeout SECONDS [--env-file NAME]
-                  [--backup-dir DIR --backup-id ID] [--project NAME] [--lock-timeout SECONDS]
+                  [--backup-dir DIR --keep N [--min-free-mb MB]]
+                  [--project NAME] [--lock-timeout SECONDS]
                   [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
                    [--colour-ports B,G] [--drain-seconds N]]
 
-Install the staged release (DIR/.deploy/staged/: compose file, env file, IMAGE) into DIR,
-'compose up -d --remove-orphans', and check URL. If unhealthy and --backup-id is given,
-restore that backup (files + previous image) and check it again. Staged files are kept,
-so re-running this script alone retries the release.
+With --backup-dir, first take a fresh backup of DIR (as backup.sh does: archive, verify,
+keep the newest N), then install the staged release (DIR/.deploy/staged/: compose file, env
+file, IMAGE) into DIR, 'compose up -d --remove-orphans', and check URL. If unhealthy, restore
+the backup taken by this very run (files + previous image) and check it again: a rollback
+never restores data older than the start of this attempt. Staged files are kept, so
+re-running this script alone retries the release (with a new backup).
 
   --deploy-dir DIR        absolute, existing deploy directory (e.g. /opt/mcp)
   --compose-file NAME     compose file name (e.g. docker-compose.production.yml)
@@ -27,27 +30,33 @@ so re-running this script alone retries the release.
   --attempts N            health check tries (e.g. 10)
   --timeout SECONDS       overall health check deadline (e.g. 60)
   --env-file NAME         install the staged env file of this name (e.g. .env.production)
-  --backup-dir DIR        where backup.sh wrote the archive (e.g. /opt/mcp-backups)
-  --backup-id ID          backup to roll back to on failure (e.g. 20251017_143025)
+  --backup-dir DIR        back up to this directory first, roll back to it on failure
+                          (e.g. /opt/mcp-backups); without it a failure is not rolled back
+  --keep N                with --backup-dir: archives to keep (e.g. 10)
+  --min-free-mb MB        with --backup-dir: free space to leave on top of the archive
+                          size (default 100)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
 $BG_USAGE
 
 With --strategy blue-green the release starts in the idle colour beside the live one and
 the proxy moves traffic only once it is healthy; a failed colour is stopped, never switched
-to, and the live colour keeps serving (exit 10, with or without --backup-id).
+to, and the live colour keeps serving (exit 10, with or without --backup-dir).
 
-stdout: {\"image\": \"REF\", \"health\": \"<body>\"} (blue-green adds \"colour\")
+stdout: {\"image\": \"REF\", \"health\": \"<body>\", \"backup_id\": \"ID\", \"previous_image\": \"REF\"}
+(blue-green adds \"colour\"; backup_id is \"\" without --backup-dir)
 Exit codes: 2 bad argument, 3 missing dir/file/tool (or nothing staged), 4 locked,
-8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
+5 not enough disk space for the backup, 6 backup could not be written or verified (nothing
+was switched), 8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
 11 unhealthy and the rollback failed too (act now), 13 unhealthy, no rollback requested."
 
 DEPLOY_DIR="" COMPOSE_FILE="" SERVICE="" HEALTH_URL="" ATTEMPTS="" TIMEOUT="" ENV_FILE=""
-BACKUP_DIR="" BACKUP_ID="" PROJECT="" LOCK_TIMEOUT=120
+BACKUP_DIR="" KEEP="" MIN_FREE_MB=100 REMOVED_BACKUP_ID="" PROJECT="" LOCK_TIMEOUT=120
 declare -A OPT_VARS=(
     [--deploy-dir]=DEPLOY_DIR [--compose-file]=COMPOSE_FILE [--service]=SERVICE
     [--health-url]=HEALTH_URL [--attempts]=ATTEMPTS [--timeout]=TIMEOUT [--env-file]=ENV_FILE
-    [--backup-dir]=BACKUP_DIR [--backup-id]=BACKUP_ID [--project]=PROJECT
+    [--backup-dir]=BACKUP_DIR [--keep]=KEEP [--min-free-mb]=MIN_FREE_MB
+    [--backup-id]=REMOVED_BACKUP_ID [--project]=PROJECT
     [--lock-timeout]=LOCK_TIMEOUT
 )
 bg_register_options
@@ -71,24 +80,19 @@ if [[ -n $ENV_FILE ]]; then
     [[ $ENV_FILE != "$COMPOSE_FILE" && $ENV_FILE != .env && $ENV_FILE != IMAGE ]] ||
         die "$E_ARG" "--env-file must differ from --compose-file, .env and IMAGE (e.g. --env-file .env.production)"
 fi
-require_together --backup-dir "$BACKUP_DIR" /opt/mcp-backups --backup-id "$BACKUP_ID" 20251017_143025
-if [[ -n $BACKUP_ID ]]; then
-    check_backup_id --backup-id "$BACKUP_ID" 0
-fi
+[[ -z $REMOVED_BACKUP_ID ]] ||
+    die "$E_ARG" "--backup-id is no longer accepted: release.sh takes a fresh backup itself at the start of every attempt and rolls back to that one (an older backup would drop the writes made since). Pass --backup-dir DIR --keep N instead (e.g. --backup-dir /opt/mcp-backups --keep 10)"
+require_together --backup-dir "$BACKUP_DIR" /opt/mcp-backups --keep "$KEEP" 10
+[[ -z $KEEP ]] || check_posint --keep "$KEEP"
+check_posint --min-free-mb "$MIN_FREE_MB"
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
 check_project --project "$PROJECT"
 check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
 DEPLOY_DIR=${DEPLOY_DIR%/}
 [[ -n $DEPLOY_DIR ]] || die "$E_ARG" "--deploy-dir must not be /"
-ARCHIVE=""
-if [[ -n $BACKUP_ID ]]; then
-    check_dir --backup-dir "$BACKUP_DIR" /opt/mcp-backups
-    BACKUP_DIR=${BACKUP_DIR%/}
-    ARCHIVE=$(backup_archive "$BACKUP_DIR" "$BACKUP_ID")
-    [[ -f $ARCHIVE ]] ||
-        die "$E_MISSING" "--backup-id $BACKUP_ID: $ARCHIVE does not exist (refusing to release without the rollback it asks for)"
-fi
-need_tools docker curl flock tar gzip
+ARCHIVE="" BACKUP_ID=""
+[[ -z $BACKUP_DIR ]] || check_backup_dir
+need_tools docker curl flock tar gzip df du
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
@@ -104,7 +108,21 @@ if [[ -n $ENV_FILE && ! -f $STAGED/$ENV_FILE ]]; then
     die "$E_MISSING" "nothing staged: $STAGED/$ENV_FILE does not exist (run deploy.sh with --env-file $ENV_FILE first)"
 fi
 
-PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$LIVE")
+# The backup this attempt rolls back to: taken now, never an older one.
+if [[ -n $BACKUP_DIR ]]; then
+    log "backing up the live release before switching (the rollback target of this attempt)"
+    take_backup "$KEEP"
+    ARCHIVE=$BACKUP_FILE
+    PREVIOUS_IMAGE=$BACKUP_PREVIOUS_IMAGE
+    if ! verify_archive "$ARCHIVE"; then
+        rm -f -- "$ARCHIVE"
+        die "$E_BACKUP" "the backup $ARCHIVE is corrupt ($VERIFY_ERROR): refusing to switch to $IMAGE without a rollback it can restore. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs. Check the disk ($BACKUP_DIR), then retry."
+    fi
+    log "backup $BACKUP_ID verified: a failure of this release rolls back to it"
+else
+    PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$LIVE")
+    log "no --backup-dir: this release takes no backup, and a failure will not be rolled back"
+fi
 log "releasing $IMAGE (replacing ${PREVIOUS_IMAGE:-nothing}; strategy $STRATEGY)"
 bg_init
 
@@ -114,13 +132,13 @@ install_file() {
     cp -- "$src" "$dest.release-tmp" && chmod 600 -- "$dest.release-tmp" && mv -f -- "$dest.release-tmp" "$dest"
 }
 
-# rollback REASON: restore the backup and exit 10 / 11 (or 13 without --backup-id, 8 if
+# rollback REASON: restore the backup and exit 10 / 11 (or 13 without --backup-dir, 8 if
 # compose itself failed).
 rollback() {
     local reason=$1 no_rollback_code=$2 hint
     hint="$(compose_hint "$LIVE") logs $SERVICE"
     if [[ -z $ARCHIVE ]]; then
-        die "$no_rollback_code" "FAILED: $IMAGE was unhealthy ($reason). NOT rolled back (no --backup-id given): the failed release is still in place. Investigate: $hint; roll back with: $DEPLOY_DIR/.deploy/bin/restore.sh --backup latest ..."
+        die "$no_rollback_code" "FAILED: $IMAGE was unhealthy ($reason). NOT rolled back (no --backup-dir given): the failed release is still in place. Investigate: $hint; roll back with: $DEPLOY_DIR/.deploy/bin/restore.sh --backup latest ..."
     fi
     log "FAILED: $IMAGE is unhealthy ($reason). Rolling back to backup $BACKUP_ID ($ARCHIVE)"
     if restore_archive "$ARCHIVE"; then
@@ -165,4 +183,4 @@ if ! MCP_IMAGE=$IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$LIVE";
 fi
 
 log "done: $IMAGE is released and healthy"
-json_object image "$IMAGE" health "$HEALTH_BODY"
+json_object image "$IMAGE" health "$HEALTH_BODY" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"

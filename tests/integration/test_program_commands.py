@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,10 +60,8 @@ class ProgramSteps:
             check=True,
         )
 
-    def deploy(self, image: str) -> tuple[dict[str, str], dict[str, str], int, str]:
-        """backup -> deploy -> release; returns (backup result, release result, exit, stderr)."""
-        code, backup, stderr = self.ssh(remote_commands.backup_command(self.paths, self.app))
-        assert code == 0, stderr
+    def deploy(self, image: str) -> tuple[dict[str, str], int, str]:
+        """deploy -> release (which backs up first); returns (release result, exit, stderr)."""
         code, staged, stderr = self.ssh(
             remote_commands.deploy_command(
                 self.paths,
@@ -79,11 +76,9 @@ class ProgramSteps:
         assert code == 0, stderr
         assert staged == {"staged_image": image}
         code, released, stderr = self.ssh(
-            remote_commands.release_command(
-                self.paths, self.app, backup["backup_id"], with_env_file=True
-            )
+            remote_commands.release_command(self.paths, self.app, with_env_file=True)
         )
-        return backup, released, code, stderr
+        return released, code, stderr
 
 
 def served_version(http: HttpProbe, url: str) -> str:
@@ -125,22 +120,28 @@ def test_program_commands_deploy_report_and_roll_back(
 ) -> None:
     v1, v2 = sample_images["v1"], sample_images["v2"]
 
-    backup, released, code, stderr = steps.deploy(v1)
+    released, code, stderr = steps.deploy(v1)
     assert code == 0, stderr
-    assert backup["previous_image"] == ""  # nothing ran before the first deploy
+    assert released["previous_image"] == ""  # nothing ran before the first deploy
     assert released["image"] == v1
     assert '"version":"v1"' in released["health"].replace(" ", "")
+    first_backup = released["backup_id"]
+    assert (steps.target.backup_dir / f"mcp-backup-{first_backup}.tar.gz").is_file()
 
-    backup, released, code, stderr = steps.deploy(v2)
+    released, code, stderr = steps.deploy(v2)
     assert code == 0, stderr
-    assert backup["previous_image"] == v1  # the stack output `previous_image`
+    # The stack outputs `previous_image` and `backup_id` come from the release's result line.
+    assert released["previous_image"] == v1
     assert released["image"] == v2
-    good_backup = backup["backup_id"]
+    good_backup = released["backup_id"]
+    assert good_backup != first_backup
 
-    backup, released, code, stderr = steps.deploy(sample_images["broken-500"])
+    released, code, stderr = steps.deploy(sample_images["broken-500"])
     assert code == 10, stderr
     assert released == {}  # no result line: Pulumi records no output for a failed release
-    assert "ROLLED BACK" in stderr and backup["backup_id"] in stderr
+    rollback_backup = re.search(r"from backup ([0-9]{8}_[0-9]{6})", stderr)
+    assert "ROLLED BACK" in stderr and rollback_backup, stderr
+    assert rollback_backup.group(1) not in (first_backup, good_backup)  # taken by this attempt
     assert served_version(http, steps.target.health_url) == "v2"
 
     code, restored, stderr = steps.ssh(
@@ -156,91 +157,13 @@ def test_rollback_works_when_docker_created_the_data_dir_as_root(
 ) -> None:
     """Docker creates a missing bind-mount dir as root; the deploy user cannot move it to
     another directory, so the restore must rename it in place (found running the demo)."""
-    _, _, code, stderr = steps.deploy(sample_images["v1"])
+    _, code, stderr = steps.deploy(sample_images["v1"])
     assert code == 0, stderr
     data_dir = steps.target.deploy_dir / "data"
     os.chown(data_dir, 0, 0)  # as Docker leaves it when it creates ./data itself
 
-    _, _, code, stderr = steps.deploy(sample_images["broken-crash"])
+    _, code, stderr = steps.deploy(sample_images["broken-crash"])
     assert code == 10, stderr
     assert "ROLLED BACK" in stderr
     assert served_version(http, steps.target.health_url) == "v1"
     assert not [p.name for p in steps.target.deploy_dir.iterdir() if p.name.startswith(".mcp-")]
-
-
-def test_engine_less_runner_deploys_a_stack_file(
-    local_server: LocalServer,
-    make_deploy_target,
-    sample_images: dict[str, str],
-    http: HttpProbe,
-    tmp_path: Path,
-) -> None:
-    """local/run_steps.py (the demo's --scripts-only mode) deploys from a stack file."""
-    target = make_deploy_target("runner")
-    stack_file = tmp_path / "Pulumi.runner.yaml"
-    stack_file.write_text(
-        json.dumps(  # JSON is YAML
-            {
-                "config": {
-                    "mcp:server": {
-                        "host": local_server.host,
-                        "port": local_server.ssh_port,
-                        "user": local_server.user,
-                    },
-                    "mcp:paths": {
-                        "deployDir": str(target.deploy_dir),
-                        "backupDir": str(target.backup_dir),
-                        "minFreeMb": 1,
-                    },
-                    "mcp:app": {
-                        "composeSource": str(SAMPLE_COMPOSE),
-                        "service": target.service,
-                        "healthUrl": target.health_url,
-                        "healthAttempts": 6,
-                        "healthTimeoutSeconds": 15,
-                        "publicUrl": target.health_url,
-                        "composeProject": target.project,
-                    },
-                    "mcp:image": {
-                        "registry": local_server.registry,
-                        "repository": "mcp/app",
-                        "build": False,
-                        "pullUser": local_server.registry_user,
-                    },
-                    "mcp:imageTag": "v2",
-                }
-            }
-        )
-    )
-    password_file = tmp_path / "registry-password"
-    password_file.write_text(local_server.registry_password)
-    env_file = tmp_path / "env"
-    env_file.write_text(ENV_CONTENT)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "local" / "run_steps.py"),
-            str(stack_file),
-            "--set",
-            f"mcp:server.hostKey={local_server.host_public_key}",
-            "--set-from-file",
-            f"mcp:sshPrivateKey={local_server.private_key_path}",
-            "--set-from-file",
-            f"mcp:registryPullPassword={password_file}",
-            "--set-from-file",
-            f"mcp:envFileContent={env_file}",
-            "--ssh-option=-i",
-            f"--ssh-option={local_server.private_key_path}",
-            "--ssh-option=-oBatchMode=yes",
-            "--ssh-option=-oStrictHostKeyChecking=yes",
-            f"--ssh-option=-oUserKnownHostsFile={local_server.known_hosts_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert script_result(proc.stdout)["image"] == sample_images["v2"]
-    assert served_version(http, target.health_url) == "v2"
-    assert local_server.registry_password not in proc.stderr + proc.stdout

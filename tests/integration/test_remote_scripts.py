@@ -1,13 +1,15 @@
 """remote/*.sh against a real server: real ssh to the deploy user, real Docker, real registry.
 
 The scripts are copied to <deploy-dir>/.deploy/bin/ over ssh exactly as the Pulumi program
-does, then run one per step (backup -> deploy -> release) through ssh, secrets on stdin.
+does, then run one per step (deploy -> release, which takes its own backup first) through ssh,
+secrets on stdin. backup.sh is also run on its own, as on call would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -119,36 +121,34 @@ class Remote:
     def deploy(self, image: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.run(self.deploy_cmd(image), input=self.deploy_input(password))
 
-    def release_cmd(self, backup_id: str, extra: str = "") -> str:
+    def release_cmd(self, extra: str = "", *, keep: int = 5) -> str:
         t = self.target
         return (
             f"{q(self.bin / 'release.sh')} {self.common()} {self.health()} "
-            f"--env-file {q(t.env_file)} --backup-dir {q(t.backup_dir)} --backup-id {backup_id} "
-            f"{extra}"
+            f"--env-file {q(t.env_file)} --backup-dir {q(t.backup_dir)} --keep {keep} {extra}"
         )
 
-    def release(self, backup_id: str) -> subprocess.CompletedProcess[str]:
-        return self.run(self.release_cmd(backup_id))
+    def release(self, extra: str = "", *, keep: int = 5) -> subprocess.CompletedProcess[str]:
+        """release.sh, which backs up first; records the id of the backup it took."""
+        proc = self.run(self.release_cmd(extra, keep=keep))
+        found = re.search(r"\[release\] backup ([0-9]{8}_[0-9]{6}) verified", proc.stderr)
+        if found:
+            self.last_backup = found.group(1)
+            self.backups.append(self.last_backup)
+        return proc
 
     def pipeline(self, name: str) -> subprocess.CompletedProcess[str]:
-        """backup -> deploy -> release of sample image `name`; the first failing step's result."""
-        proc = self.backup()
-        assert proc.returncode == 0, proc.stderr
+        """deploy -> release of sample image `name` (the program's steps); the first failing
+        step's result."""
         proc = self.deploy(self.images[name])
         assert proc.returncode == 0, proc.stderr
         assert one_json_line(proc) == {"staged_image": self.images[name]}
-        return self.release(self.last_backup)
+        return self.release()
 
     def pipeline_shell(self, name: str, lock_timeout: int = 120) -> str:
-        """The three steps as one shell command (for ssh_popen); stdin = deploy_input()."""
+        """The steps as one shell command (for ssh_popen); stdin = deploy_input()."""
         lt = f"--lock-timeout {lock_timeout}"
-        return (
-            "set -e; "
-            f"out=$({self.backup_cmd(extra=lt)}); "
-            'id=$(printf \'%s\' "$out" | sed \'s/.*"backup_id": "\\([0-9_]*\\)".*/\\1/\'); '
-            f"{self.deploy_cmd(self.images[name], lt)}; "
-            f"{self.release_cmd('$id', lt)}"
-        )
+        return f"set -e; {self.deploy_cmd(self.images[name], lt)}; {self.release_cmd(lt)}"
 
     def start(self, command: str, input: str) -> subprocess.Popen[str]:
         """Start `command` over ssh without waiting; stdin is `input` (from a file)."""
@@ -257,8 +257,11 @@ def test_deploy_v1_then_v2_keeps_data(remote: Remote) -> None:
     t = remote.target
     proc = remote.pipeline("v1")
     assert proc.returncode == 0, proc.stderr
-    assert one_json_line(proc)["image"] == remote.images["v1"]
-    assert '"version":"v1"' in str(one_json_line(proc)["health"])
+    result = one_json_line(proc)
+    assert result["image"] == remote.images["v1"]
+    assert '"version":"v1"' in str(result["health"])
+    # The release reports the backup it took first (the stack outputs read these).
+    assert result["backup_id"] == remote.last_backup and result["previous_image"] == ""
     assert proc.stderr.strip().splitlines()[-1].startswith("[release] done:")
     assert remote.version() == "v1"
     first_backup = remote.last_backup
@@ -269,6 +272,9 @@ def test_deploy_v1_then_v2_keeps_data(remote: Remote) -> None:
     assert proc.returncode == 0, proc.stderr
     assert remote.version() == "v2"
     assert remote.data() == "saved under v1\n"
+    result = one_json_line(proc)
+    assert result["previous_image"] == remote.images["v1"]
+    assert result["backup_id"] == remote.last_backup != first_backup
 
     # The backup taken before v2 names the image that was running (v1) and holds the data.
     manifest = remote.manifest(remote.last_backup)
@@ -300,10 +306,12 @@ def test_deploy_v1_then_v2_keeps_data(remote: Remote) -> None:
     assert proc.returncode == 0, proc.stderr
     assert one_json_line(proc)["healthy"] is True
 
-    # Re-running release.sh alone (a retried `pulumi up`) is fine.
-    proc = remote.release(remote.last_backup)
+    # Re-running release.sh alone (a retried `pulumi up`) is fine, and backs up again.
+    before = remote.last_backup
+    proc = remote.release()
     assert proc.returncode == 0, proc.stderr
     assert remote.version() == "v2"
+    assert one_json_line(proc)["backup_id"] == remote.last_backup != before
 
 
 @pytest.mark.parametrize(
@@ -348,7 +356,45 @@ def test_first_deploy_broken_rolls_back_to_nothing(remote: Remote) -> None:
     assert remote.container() == ("", "")
 
 
-def test_release_without_backup_id_is_not_rolled_back(remote: Remote) -> None:
+def test_retried_release_rolls_back_to_its_own_fresh_backup(remote: Remote) -> None:
+    """Issue 10 item 2: a retry of the same release (hours later) must not roll back to the
+    backup of an earlier attempt and drop the writes made since."""
+    assert remote.pipeline("v1").returncode == 0
+    remote.post("before the first attempt")
+    assert remote.deploy(remote.images["broken-500"]).returncode == 0
+    remote.attempts, remote.timeout = 3, 6
+    first = remote.release()
+    assert first.returncode == 10, first.stderr
+    first_backup = remote.last_backup
+    assert remote.version() == "v1"
+    remote.post("written between the attempts")
+
+    time.sleep(1.1)  # backup ids have a one-second resolution
+    retry = remote.release()  # the same staged release, run again
+    assert retry.returncode == 10, retry.stderr
+    assert remote.last_backup != first_backup
+    last = retry.stderr.strip().splitlines()[-1]
+    assert f"from backup {remote.last_backup}" in last and first_backup not in last
+    assert remote.version() == "v1"
+    # Nothing written before the retry started is lost.
+    assert remote.data() == "before the first attempt\nwritten between the attempts\n"
+    retry_created = remote.manifest(remote.last_backup)["created_at"]
+    assert retry_created > remote.manifest(first_backup)["created_at"]
+
+
+def test_release_refuses_a_backup_id(remote: Remote) -> None:
+    """An old caller passing --backup-id is refused before anything happens (exit 2)."""
+    assert remote.pipeline("v1").returncode == 0
+    assert remote.deploy(remote.images["v2"]).returncode == 0
+    archives = sorted(remote.target.backup_dir.iterdir())
+    proc = remote.run(remote.release_cmd(f"--backup-id {remote.last_backup}"))
+    assert proc.returncode == 2, proc.stderr
+    assert "--backup-id is no longer accepted" in proc.stderr and "--keep" in proc.stderr
+    assert sorted(remote.target.backup_dir.iterdir()) == archives
+    assert remote.version() == "v1"
+
+
+def test_release_without_backup_dir_is_not_rolled_back(remote: Remote) -> None:
     assert remote.pipeline("v1").returncode == 0
     assert remote.deploy(remote.images["broken-500"]).returncode == 0
     t = remote.target
@@ -506,10 +552,12 @@ def test_wrong_registry_password(remote: Remote) -> None:
     assert not (remote.target.deploy_dir / ".deploy" / "staged" / "IMAGE").exists()
     assert remote.container() == before
     assert remote.version() == "v1"
-    # release.sh refuses to run what was not completely staged
-    proc = remote.release(remote.last_backup)
+    # release.sh refuses to run what was not completely staged (and takes no backup)
+    archives = sorted(remote.target.backup_dir.iterdir())
+    proc = remote.release()
     assert proc.returncode == 3, proc.stderr
     assert "nothing staged" in proc.stderr
+    assert sorted(remote.target.backup_dir.iterdir()) == archives
     assert remote.container() == before
 
 

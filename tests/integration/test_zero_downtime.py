@@ -2,7 +2,7 @@
 
 A prober thread sends >= 20 requests per second to the public port (the proxy) through every
 deploy, automatic rollback and restore below. The steps are the ones the Pulumi program runs
-(backup.sh -> deploy.sh -> release.sh over ssh), with `--strategy blue-green`.
+(deploy.sh -> release.sh, which backs up first, over ssh), with `--strategy blue-green`.
 Timings are not asserted here (see bench/).
 """
 
@@ -39,8 +39,8 @@ class BlueGreen(Remote):
             f"--colour-ports {blue},{green} --drain-seconds 1"
         )
 
-    def release(self, backup_id: str) -> subprocess.CompletedProcess[str]:
-        return self.run(self.release_cmd(backup_id, self.strategy_options()))
+    def release(self, extra: str = "", *, keep: int = 5) -> subprocess.CompletedProcess[str]:
+        return super().release(f"{self.strategy_options()} {extra}", keep=keep)
 
     def restore(self, backup: str) -> subprocess.CompletedProcess[str]:
         t = self.target

@@ -36,7 +36,7 @@ VALID: dict[str, dict[str, str]] = {
         "--attempts": "3",
         "--timeout": "10",
         "--backup-dir": "{B}",
-        "--backup-id": "20251017_143025",
+        "--keep": "3",
     },
     "restore.sh": {
         "--deploy-dir": "{D}",
@@ -127,13 +127,15 @@ def _cases() -> list[tuple[str, str, str | None, tuple[int, ...]]]:
         cases.append((script, "--lock-timeout", "soon", (2,)))
         cases.append((script, "--project", "My Project", (2,)))
     cases.append(("backup.sh", "--min-free-mb", "lots", (2,)))
+    cases.append(("release.sh", "--min-free-mb", "lots", (2,)))
     for script in ("deploy.sh", "release.sh"):
         cases += [(script, "--env-file", v, (2,)) for v in ("../.env.production", "a/b", ".env")]
     cases.append(("deploy.sh", "--registry", "ghcr.io;id", (2,)))
     cases.append(("deploy.sh", "--registry-user", "me", (2,)))  # without --registry
     cases.append(("healthcheck.sh", "--deploy-dir", "relative/dir", (2,)))
     cases.append(("healthcheck.sh", "--service", "mcp-api-prod", (2,)))  # needs --deploy-dir
-    cases.append(("release.sh", "--backup-id", "20251017_143025 extra", (2,)))
+    # release.sh takes its own backup: an (old, stale) backup id is refused outright.
+    cases.append(("release.sh", "--backup-id", "20251017_143025", (2,)))
     return cases
 
 
@@ -254,20 +256,23 @@ def test_deploy_env_file_needs_content_on_stdin(dirs: tuple[Path, Path]) -> None
     assert not (deploy / ".deploy").exists()
 
 
-def test_release_refuses_missing_backup_archive(dirs: tuple[Path, Path]) -> None:
-    """The rollback target must exist before anything is switched."""
+def test_release_refuses_a_backup_id(dirs: tuple[Path, Path]) -> None:
+    """A stale backup must never become the rollback target: --backup-id is refused, naming
+    the options to use instead, before anything is created."""
     deploy, backups = dirs
-    result = run_script("release.sh", *_argv("release.sh", deploy, backups, {}))
-    assert result.returncode == 3
-    assert "--backup-id" in result.stderr and "20251017_143025" in result.stderr
+    argv = _argv("release.sh", deploy, backups, {"--backup-id": "20251017_143025"})
+    result = run_script("release.sh", *argv)
+    assert result.returncode == 2
+    assert "--backup-id is no longer accepted" in result.stderr
+    assert "--backup-dir" in result.stderr and "--keep" in result.stderr
     assert not (deploy / ".deploy").exists()
 
 
-def test_release_backup_id_needs_backup_dir(dirs: tuple[Path, Path]) -> None:
+def test_release_keep_needs_backup_dir(dirs: tuple[Path, Path]) -> None:
     deploy, backups = dirs
     result = run_script("release.sh", *_argv("release.sh", deploy, backups, {"--backup-dir": None}))
     assert result.returncode == 2
-    assert "--backup-dir" in result.stderr
+    assert "--backup-dir" in result.stderr and "--keep" in result.stderr
 
 
 def test_backup_dir_inside_deploy_dir_is_refused(dirs: tuple[Path, Path]) -> None:

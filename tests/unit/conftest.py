@@ -86,7 +86,12 @@ class FakeCloud(pulumi.runtime.Mocks):
         elif "deploy.sh" in command:
             result = {"staged_image": command.split("--image ", 1)[1].split(" ", 1)[0]}
         elif "release.sh" in command:
-            result = {"image": "ghcr.io/feustey/mcp:from-release", "health": '{"status":"ok"}'}
+            result = {
+                "image": "ghcr.io/feustey/mcp:from-release",
+                "health": '{"status":"ok"}',
+                "backup_id": "20251017_143025",
+                "previous_image": self.previous_image,
+            }
         elif "restore.sh" in command:
             result = {"restored_backup": "20251017_143025", "image": "ghcr.io/feustey/mcp:restored"}
         else:

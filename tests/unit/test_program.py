@@ -33,66 +33,7 @@ def rollback_config(test_keys: TestKeys) -> dict[str, Any]:
     return config
 
 
-# ---------------------------------------------------------------- GitHub
-
-
-def test_github_secrets_are_declared_as_pulumi_secrets(production: ProgramRun) -> None:
-    secrets = {
-        r.inputs["secretName"]: r
-        for r in production.of_type("github:index/actionsSecret:ActionsSecret")
-    }
-    assert set(secrets) == {
-        "HOSTINGER_SSH_KEY",
-        "HOSTINGER_HOST",
-        "HOSTINGER_USER",
-        "HOSTINGER_DEPLOY_DIR",
-        "SLACK_WEBHOOK_URL",
-    }
-    for name, secret in secrets.items():
-        assert secret.inputs["repository"] == "mcp"
-        assert "plaintextValue" in secret.secret_paths(), name
-    assert secrets["HOSTINGER_HOST"].inputs["plaintextValue"] == "147.79.101.32"
-    assert secrets["HOSTINGER_SSH_KEY"].inputs["plaintextValue"].startswith("-----BEGIN OPENSSH")
-
-
-def test_slack_secret_is_absent_when_no_webhook(run_program: Run, test_keys: TestKeys) -> None:
-    config = base_config(test_keys)
-    config.pop("slackWebhookUrl")
-    run = run_program(config)
-    names = {
-        r.inputs["secretName"] for r in run.of_type("github:index/actionsSecret:ActionsSecret")
-    }
-    assert "SLACK_WEBHOOK_URL" not in names
-    assert not run.of_type("command:local:Command")
-
-
-def test_production_environment_only_allows_main(production: ProgramRun) -> None:
-    (environment,) = production.of_type("github:index/repositoryEnvironment:RepositoryEnvironment")
-    assert environment.inputs["environment"] == "production"
-    assert environment.inputs["deploymentBranchPolicy"] == {
-        "customBranchPolicies": True,
-        "protectedBranches": False,
-    }
-    assert environment.inputs["waitTimer"] == 5
-    assert environment.inputs["reviewers"] == [{"users": [1234567]}]
-    (policy,) = production.of_type(
-        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
-    )
-    assert policy.inputs["branchPattern"] == "main"
-    assert policy.inputs["environment"] == "production"
-    assert "tagPattern" not in policy.inputs
-
-
-def test_github_resources_use_an_explicit_provider_for_the_owner(production: ProgramRun) -> None:
-    (provider,) = production.of_type("pulumi:providers:github")
-    assert provider.inputs["owner"] == "feustey"
-
-
-def test_no_github_resources_without_github_config(run_program: Run, test_keys: TestKeys) -> None:
-    config = base_config(test_keys)
-    config.pop("github")
-    run = run_program(config)
-    assert not [r for r in run.registered.values() if r.type.startswith("github:")]
+# GitHub: tests/unit/test_github_setup.py
 
 
 # ---------------------------------------------------------------- image
@@ -159,26 +100,26 @@ def test_every_remote_script_is_installed_before_any_step(production: ProgramRun
     ):
         path = f"/opt/mcp/.deploy/bin/{script}"
         assert path in copies, sorted(copies)
-        assert production.depends_on("server-backup", copies[path].name)
+        assert production.depends_on("server-compose", copies[path].name)
+        assert production.depends_on("server-deploy", copies[path].name)
 
 
-def test_steps_run_in_order_backup_then_deploy_then_release(production: ProgramRun) -> None:
-    assert production.depends_on("server-deploy", "server-backup")
+def test_steps_run_in_order_deploy_then_release(production: ProgramRun) -> None:
+    # No separate backup step: the release backs up at the start of every attempt.
+    assert "server-backup" not in production.registered
     assert production.depends_on("server-deploy", "server-compose")
-    assert production.depends_on("server-compose", "server-backup")
     assert production.depends_on("server-release", "server-deploy")
-    assert not production.depends_on("server-backup", "server-release")
+    assert not production.depends_on("server-deploy", "server-release")
 
 
 def test_steps_run_the_repo_scripts_with_the_configured_values(production: ProgramRun) -> None:
-    backup = production.get("server-backup").inputs["create"]
-    assert backup.startswith("bash /opt/mcp/.deploy/bin/backup.sh ")
-    assert "--backup-dir /opt/mcp-backups --keep 7" in backup
     release = production.get("server-release").inputs["create"]
     assert release.startswith("bash /opt/mcp/.deploy/bin/release.sh ")
     assert "--health-url http://localhost:8000/api/v1/health --attempts 10 --timeout 60" in release
-    # The release rolls back to the backup taken by this very deploy.
-    assert "--backup-id 20251017_143025" in release
+    # The release takes its own backup and rolls back to it: no backup id is passed, so a
+    # retried `pulumi up` can never roll back to the backup of an earlier attempt.
+    assert "--backup-dir /opt/mcp-backups --keep 7 --min-free-mb" in release
+    assert "--backup-id" not in release
     compose = production.get("server-compose")
     assert compose.inputs["remotePath"] == "/opt/mcp/.deploy/staged/docker-compose.production.yml"
 
@@ -216,6 +157,7 @@ def test_steps_rerun_only_when_image_compose_or_env_change(
 
 
 def test_outputs_describe_what_the_server_reports(production: ProgramRun) -> None:
+    # All three come from the release step's result line (FakeCloud: tests/unit/conftest.py).
     assert production.outputs == {
         "image": "ghcr.io/feustey/mcp:from-release",
         "backup_id": "20251017_143025",

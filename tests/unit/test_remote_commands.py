@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from components import remote_commands
 from components.settings import AppSettings, PathSettings
 
@@ -57,9 +59,11 @@ def test_deploy_command_without_registry_login() -> None:
 
 
 def test_release_and_restore_commands() -> None:
-    assert remote_commands.release_command(PATHS, APP, "20251017_143025", with_env_file=True) == (
+    # The release takes its own backup (same dir, retention and space margin as backup.sh)
+    # and rolls back to it: it is never handed an older backup id.
+    assert remote_commands.release_command(PATHS, APP, with_env_file=True) == (
         f"bash /opt/mcp/.deploy/bin/release.sh {COMMON} {HEALTH} --env-file .env.production "
-        "--backup-dir /opt/mcp-backups --backup-id 20251017_143025"
+        "--backup-dir /opt/mcp-backups --keep 7 --min-free-mb 100"
     )
     assert remote_commands.restore_command(PATHS, APP, "latest") == (
         f"bash /opt/mcp/.deploy/bin/restore.sh {COMMON} {HEALTH} "
@@ -92,3 +96,11 @@ def test_compose_project_is_passed_only_when_configured() -> None:
         "--lock-timeout 60 --project mcp-blue "
         "--backup-dir /opt/mcp-backups --keep 7 --min-free-mb 100"
     )
+
+
+def test_release_ignores_a_backup_id_from_older_callers() -> None:
+    """A stale backup id must never become the rollback target, even if a caller passes one."""
+    with pytest.warns(DeprecationWarning, match="ignored"):
+        command = remote_commands.release_command(PATHS, APP, "20251017_143025", with_env_file=True)
+    assert command == remote_commands.release_command(PATHS, APP, with_env_file=True)
+    assert "--backup-id" not in command and "20251017_143025" not in command

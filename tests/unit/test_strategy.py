@@ -109,7 +109,7 @@ def test_blue_green_needs_a_plain_http_health_url(test_keys: TestKeys) -> None:
 
 
 def test_recreate_command_lines_are_unchanged() -> None:
-    release = remote_commands.release_command(PATHS, APP, "20251017_143025", with_env_file=True)
+    release = remote_commands.release_command(PATHS, APP, with_env_file=True)
     restore = remote_commands.restore_command(PATHS, APP, "latest")
     for command in (release, restore):
         assert "--strategy" not in command and "--proxy" not in command
@@ -117,11 +117,9 @@ def test_recreate_command_lines_are_unchanged() -> None:
 
 def test_blue_green_release_and_restore_command_lines() -> None:
     strategy = f"--strategy blue-green --proxy-image {PROXY_IMAGE} --drain-seconds 3"
-    release = remote_commands.release_command(
-        PATHS, BLUE_GREEN, "20251017_143025", with_env_file=True
-    )
+    release = remote_commands.release_command(PATHS, BLUE_GREEN, with_env_file=True)
     assert release.startswith("bash /opt/mcp/.deploy/bin/release.sh --deploy-dir /opt/mcp ")
-    assert release.endswith(f"--backup-id 20251017_143025 {strategy}")
+    assert release.endswith(f"--min-free-mb {PATHS.min_free_mb} {strategy}")
     restore = remote_commands.restore_command(PATHS, BLUE_GREEN, "latest")
     assert restore.endswith(f"--backup latest {strategy}")
     # backup and deploy do not depend on the strategy.
@@ -138,7 +136,7 @@ def test_blue_green_optional_proxy_options_are_passed_quoted() -> None:
             "proxy": ProxySettings(PROXY_IMAGE, "0.0.0.0:8000", (9001, 9002), 0),
         }
     )
-    words = shlex.split(remote_commands.release_command(PATHS, app, "x", with_env_file=False))
+    words = shlex.split(remote_commands.release_command(PATHS, app, with_env_file=False))
     tail = words[words.index("--strategy") :]
     assert tail == [
         "--strategy",
@@ -171,7 +169,6 @@ def test_program_passes_the_strategy_to_release(
         f"--strategy blue-green --proxy-image {PROXY_IMAGE} --colour-ports 8001,8002 "
         "--drain-seconds 2"
     )
-    assert "--strategy" not in run.get("server-backup").inputs["create"]
     assert "--strategy" not in run.get("server-deploy").inputs["create"]
     copies = {r.inputs["remotePath"] for r in run.of_type("command:remote:CopyToRemote")}
     assert "/opt/mcp/.deploy/bin/bluegreen.sh" in copies
