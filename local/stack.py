@@ -94,6 +94,39 @@ def deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def target_config(
+    *,
+    ssh: tuple[str, int, str],
+    registry: str,
+    deploy_dir: str,
+    backup_dir: str,
+    http_port: int,
+    project: str,
+    health: tuple[int, int],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stack config (over the template's) for one deploy target on the local server.
+
+    `ssh` is (host, port, user); `health` is (attempts, timeout seconds); `extra` is merged in
+    last (e.g. `{"mcp:app": {"strategy": "blue-green"}, "mcp:proxy": {...}}`).
+    """
+    host, port, user = ssh
+    attempts, timeout = health
+    config: dict[str, Any] = {
+        "mcp:server": {"host": host, "port": port, "user": user},
+        "mcp:paths": {"deployDir": deploy_dir, "backupDir": backup_dir},
+        "mcp:app": {
+            "healthUrl": f"http://127.0.0.1:{http_port}/api/v1/health",
+            "publicUrl": f"http://127.0.0.1:{http_port}",
+            "healthAttempts": attempts,
+            "healthTimeoutSeconds": timeout,
+            "composeProject": project,
+        },
+        "mcp:image": {"registry": registry},
+    }
+    return deep_merge(config, extra or {})
+
+
 @dataclass(frozen=True)
 class MachineValues:
     """What a stack needs from the machine it deploys to (secrets among them)."""

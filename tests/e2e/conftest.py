@@ -36,7 +36,7 @@ from conftest import (  # noqa: E402  (the shared local-server fixtures)
     sample_images,
 )
 
-from local.stack import MachineValues, PulumiStack, pulumi_environment  # noqa: E402
+from local.stack import MachineValues, PulumiStack, pulumi_environment, target_config  # noqa: E402
 
 __all__ = ["http", "local_server", "make_deploy_target", "proxy_image", "sample_images"]
 
@@ -95,27 +95,16 @@ def stack_config(
     server: LocalServer, target: DeployTarget, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The stack config for `target`: the template's, with this target's dirs, port, project."""
-    config: dict[str, Any] = {
-        "mcp:server": {"host": server.host, "port": server.ssh_port, "user": server.user},
-        "mcp:paths": {
-            "deployDir": str(target.deploy_dir),
-            "backupDir": str(target.backup_dir),
-        },
-        "mcp:app": {
-            "healthUrl": target.health_url,
-            "publicUrl": f"http://127.0.0.1:{target.http_port}",
-            "healthAttempts": HEALTH_ATTEMPTS,
-            "healthTimeoutSeconds": HEALTH_TIMEOUT_S,
-            "composeProject": target.project,
-        },
-        "mcp:image": {"registry": server.registry},
-    }
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
-    return config
+    return target_config(
+        ssh=(server.host, server.ssh_port, server.user),
+        registry=server.registry,
+        deploy_dir=str(target.deploy_dir),
+        backup_dir=str(target.backup_dir),
+        http_port=target.http_port,
+        project=target.project,
+        health=(HEALTH_ATTEMPTS, HEALTH_TIMEOUT_S),
+        extra=extra,
+    )
 
 
 @pytest.fixture
