@@ -529,9 +529,9 @@ bg_restore() {
     if [[ -z $image ]]; then
         log "done: restored backup $backup_id ($archive); it was taken before anything was deployed, so nothing is running now"
     else
-        log "done: restored backup $backup_id ($archive); $image is serving from colour $new"
+        log "done: restored backup $backup_id ($archive); $image is serving from colour $new; ${UNDO_HINT:-}"
     fi
-    json_object restored_backup "$backup_id" image "$image"
+    json_object restored_backup "$backup_id" image "$image" replaced_backup "${REPLACED_BACKUP:-}"
     exit 0
 }
 

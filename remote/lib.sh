@@ -701,16 +701,26 @@ manifest_value() {
 # restore_archive ARCHIVE: the shared restore (used by release.sh and restore.sh).
 # Needs DEPLOY_DIR, COMPOSE_FILE, SERVICE, PROJECT, COMPOSE, HEALTH_URL, ATTEMPTS, TIMEOUT.
 #   verify archive -> extract to a temp dir under <deploy-dir>/.deploy -> compose down the
-#   current release (volumes kept) -> swap the deploy dir contents (except .deploy/) for the
-#   archive's -> up -d the manifest's image -> health check.
-# Sets RESTORE_IMAGE (manifest image, "" = nothing was running) and RESTORE_ERROR.
-# Returns 0 healthy (or nothing to start), 1 failed.
+#   current release (volumes kept) -> rename the deploy dir contents (except .deploy/) aside
+#   and move the archive's in -> up -d the manifest's image -> health check -> only then
+#   delete what was renamed aside. If the restored version cannot start or is unhealthy, it
+#   is stopped and the renamed files are put back: nothing that was live is lost.
+# Sets RESTORE_IMAGE (manifest image, "" = nothing was running), RESTORE_ERROR,
+# RESTORE_STOPPED (1 once the current release was stopped) and RESTORE_PUT_BACK (1 when the
+# previous files were put back after a failure). Returns 0 healthy (or nothing to start),
+# 1 failed.
 RESTORE_IMAGE=""
 RESTORE_ERROR=""
+# shellcheck disable=SC2034 # read by release.sh and restore.sh
+RESTORE_STOPPED=0 RESTORE_PUT_BACK=0
+RESTORE_OLD=""
+RESTORE_MOVED_OUT=()
+RESTORE_MOVED_IN=()
 # shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are the caller's globals
 restore_archive() {
-    local archive=$1 work old manifest file entry name restored_file moved_out=() moved_in=()
-    RESTORE_IMAGE="" RESTORE_ERROR=""
+    local archive=$1 work manifest file entry name restored_file
+    RESTORE_IMAGE="" RESTORE_ERROR="" RESTORE_STOPPED=0 RESTORE_PUT_BACK=0
+    RESTORE_MOVED_OUT=() RESTORE_MOVED_IN=()
     if ! verify_archive "$archive"; then
         RESTORE_ERROR=$VERIFY_ERROR
         return 1
@@ -740,11 +750,17 @@ restore_archive() {
         restored_file=$COMPOSE_FILE
     fi
     rm -f -- "$manifest"
+    if [[ -n $RESTORE_IMAGE && ! -f $work/$restored_file ]]; then
+        RESTORE_ERROR="the backup has no compose file $restored_file (nothing was changed)"
+        return 1
+    fi
 
     # Stop the current release (whatever it is), keeping volumes.
     file="$DEPLOY_DIR/$COMPOSE_FILE"
     if [[ -f $file ]]; then
         log "stopping the current release: $(compose_hint "$file") down --remove-orphans (volumes kept)"
+        # shellcheck disable=SC2034 # read by restore.sh
+        RESTORE_STOPPED=1
         if ! MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} run_logged compose_cmd "$file" down --remove-orphans </dev/null; then
             RESTORE_ERROR="compose down failed for $file"
             return 1
@@ -755,17 +771,18 @@ restore_archive() {
 
     # Swap the contents: rename the current ones aside *in the deploy dir itself* (renaming a
     # directory within its parent needs no write permission on the directory, so this works
-    # even for a data dir that Docker created as root), then move the archive's in.
-    old=".mcp-replaced-$(date +%Y%m%d%H%M%S)-$$"
+    # even for a data dir that Docker created as root), then move the archive's in. What was
+    # renamed aside is kept until the restored version is healthy.
+    RESTORE_OLD=".mcp-replaced-$(date -u +%Y%m%d%H%M%S)-$$"
     shopt -s dotglob nullglob
     for entry in "$DEPLOY_DIR"/*; do
         name=${entry##*/}
         [[ $name == .deploy || $name == .mcp-replaced-* ]] && continue
-        if ! mv -- "$entry" "$DEPLOY_DIR/$old.$name"; then
+        if ! mv -- "$entry" "$DEPLOY_DIR/$RESTORE_OLD.$name"; then
             RESTORE_ERROR="could not move $entry aside"
             break
         fi
-        moved_out+=("$name")
+        RESTORE_MOVED_OUT+=("$name")
     done
     if [[ -z $RESTORE_ERROR ]]; then
         for entry in "$work"/*; do
@@ -775,44 +792,85 @@ restore_archive() {
                 RESTORE_ERROR="could not move $name into $DEPLOY_DIR"
                 break
             fi
-            moved_in+=("$name")
+            RESTORE_MOVED_IN+=("$name")
         done
     fi
+    shopt -u dotglob nullglob
     if [[ -n $RESTORE_ERROR ]]; then
-        log "restore of the files failed ($RESTORE_ERROR); putting the previous files back"
-        for name in "${moved_in[@]}"; do rm -rf -- "${DEPLOY_DIR:?}/$name" || true; done
-        for name in "${moved_out[@]}"; do mv -- "$DEPLOY_DIR/$old.$name" "$DEPLOY_DIR/$name" || true; done
-        shopt -u dotglob nullglob
+        restore_put_back
         return 1
     fi
-    shopt -u dotglob nullglob
-    log "restored the files of $DEPLOY_DIR from $archive"
-    for name in "${moved_out[@]}"; do
-        if ! rm -rf -- "${DEPLOY_DIR:?}/$old.$name" 2>/dev/null; then
-            log "WARNING: could not delete the replaced $DEPLOY_DIR/$old.$name (files owned by root?); delete it by hand (sudo rm -rf)"
-        fi
-    done
+    log "restored the files of $DEPLOY_DIR from $archive (the replaced ones are kept as $DEPLOY_DIR/$RESTORE_OLD.* until the restored version is healthy)"
 
     if [[ -z $RESTORE_IMAGE ]]; then
         log "the backup was taken when nothing was deployed: not starting anything"
+        restore_drop_replaced
         return 0
     fi
     file="$DEPLOY_DIR/$restored_file"
-    if [[ ! -f $file ]]; then
-        RESTORE_ERROR="the backup has no compose file $restored_file"
-        return 1
-    fi
     set_env_image "$DEPLOY_DIR" "$RESTORE_IMAGE" || log "WARNING: could not update $DEPLOY_DIR/.env"
     log "starting $RESTORE_IMAGE: $(compose_hint "$file") up -d --remove-orphans"
     if ! MCP_IMAGE=$RESTORE_IMAGE run_logged compose_cmd "$file" up -d --remove-orphans </dev/null; then
         RESTORE_ERROR="compose up of $RESTORE_IMAGE failed"
         MCP_IMAGE=$RESTORE_IMAGE show_service_logs "$file"
+        restore_stop_restored "$file"
+        restore_put_back
         return 1
     fi
     log "checking health of the restored version at $HEALTH_URL"
     if ! MCP_IMAGE=$RESTORE_IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$file"; then
         RESTORE_ERROR="restored version $RESTORE_IMAGE is unhealthy too: $HEALTH_REASON"
+        restore_stop_restored "$file"
+        restore_put_back
         return 1
     fi
+    restore_drop_replaced
     return 0
+}
+
+# restore_stop_restored FILE: compose down the restored version that failed (volumes kept).
+restore_stop_restored() {
+    log "stopping the restored version $RESTORE_IMAGE: $(compose_hint "$1") down --remove-orphans"
+    MCP_IMAGE=$RESTORE_IMAGE run_logged compose_cmd "$1" down --remove-orphans </dev/null ||
+        log "WARNING: compose down of the restored version failed; stop it by hand: $(compose_hint "$1") down"
+}
+
+# restore_put_back: undo the swap of restore_archive (the files it moved in are renamed aside
+# and deleted, the replaced files go back in place). Sets RESTORE_PUT_BACK=1 when all are back.
+restore_put_back() {
+    local name ok=1
+    log "putting the replaced files back in $DEPLOY_DIR (${RESTORE_MOVED_OUT[*]:-none})"
+    for name in "${RESTORE_MOVED_IN[@]}"; do
+        mv -- "$DEPLOY_DIR/$name" "$DEPLOY_DIR/$RESTORE_OLD-restored.$name" 2>/dev/null || {
+            log "WARNING: could not move the restored $DEPLOY_DIR/$name aside"
+            ok=0
+        }
+    done
+    for name in "${RESTORE_MOVED_OUT[@]}"; do
+        mv -- "$DEPLOY_DIR/$RESTORE_OLD.$name" "$DEPLOY_DIR/$name" 2>/dev/null || {
+            log "WARNING: could not put back $DEPLOY_DIR/$name: it is still at $DEPLOY_DIR/$RESTORE_OLD.$name"
+            ok=0
+        }
+    done
+    for name in "${RESTORE_MOVED_IN[@]}"; do
+        rm -rf -- "${DEPLOY_DIR:?}/$RESTORE_OLD-restored.$name" 2>/dev/null ||
+            log "WARNING: could not delete $DEPLOY_DIR/$RESTORE_OLD-restored.$name (a copy of the backup); delete it by hand"
+    done
+    RESTORE_MOVED_OUT=() RESTORE_MOVED_IN=()
+    if ((ok)); then
+        # shellcheck disable=SC2034 # read by release.sh and restore.sh
+        RESTORE_PUT_BACK=1
+        log "the replaced files are back in place: nothing that was live was lost"
+    fi
+}
+
+# restore_drop_replaced: the restore succeeded; delete what it renamed aside.
+restore_drop_replaced() {
+    local name
+    for name in "${RESTORE_MOVED_OUT[@]}"; do
+        if ! rm -rf -- "${DEPLOY_DIR:?}/$RESTORE_OLD.$name" 2>/dev/null; then
+            log "WARNING: could not delete the replaced $DEPLOY_DIR/$RESTORE_OLD.$name (files owned by root?); delete it by hand (sudo rm -rf)"
+        fi
+    done
+    RESTORE_MOVED_OUT=() RESTORE_MOVED_IN=()
 }

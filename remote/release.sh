@@ -149,7 +149,11 @@ rollback() {
         fi
         exit "$E_ROLLED_BACK"
     fi
-    log "ACT NOW: $IMAGE was unhealthy ($reason) AND the rollback to ${RESTORE_IMAGE:-${PREVIOUS_IMAGE:-the previous version}} from backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The app is probably DOWN."
+    if ((RESTORE_PUT_BACK)); then
+        log "ACT NOW: $IMAGE was unhealthy ($reason) AND the rollback to ${RESTORE_IMAGE:-${PREVIOUS_IMAGE:-the previous version}} from backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The app is DOWN; no data was lost: the files of this release (data included) are back in $DEPLOY_DIR."
+    else
+        log "ACT NOW: $IMAGE was unhealthy ($reason) AND the rollback to ${RESTORE_IMAGE:-${PREVIOUS_IMAGE:-the previous version}} from backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The app is probably DOWN; check $DEPLOY_DIR for .mcp-replaced-* files."
+    fi
     log "ACT NOW: check $hint; retry the rollback with: $DEPLOY_DIR/.deploy/bin/restore.sh --deploy-dir $DEPLOY_DIR --backup-dir $BACKUP_DIR --backup $BACKUP_ID --compose-file $COMPOSE_FILE --service $SERVICE --project $PROJECT --health-url $HEALTH_URL --attempts $ATTEMPTS --timeout $TIMEOUT"
     exit "$E_ROLLBACK_FAILED"
 }

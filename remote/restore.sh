@@ -10,13 +10,16 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --backup ID|latest --compose-file NAME
                   --service NAME --health-url URL --attempts N --timeout SECONDS
-                  [--project NAME] [--lock-timeout SECONDS]
+                  [--min-free-mb MB] [--project NAME] [--lock-timeout SECONDS]
                   [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
                    [--colour-ports B,G] [--drain-seconds N]]
 
-Restore BACKUP-DIR/${BACKUP_PREFIX}ID.tar.gz: stop the current release (volumes kept),
-replace the contents of DIR (except DIR/.deploy/) with the archive's, start the image named
-in its manifest and check URL.
+Restore BACKUP-DIR/${BACKUP_PREFIX}ID.tar.gz: first back up what it replaces (a normal
+archive in BACKUP-DIR, printed as replaced_backup: restoring it undoes this restore), stop
+the current release (volumes kept), replace the contents of DIR (except DIR/.deploy/) with
+the archive's, start the image named in its manifest and check URL. If the restored version
+cannot start or is unhealthy, the replaced files are put back and the previous version is
+started again: nothing that was live is deleted before the restored version is healthy.
 
   --deploy-dir DIR        absolute, existing deploy directory (e.g. /opt/mcp)
   --backup-dir DIR        absolute, existing backup directory (e.g. /opt/mcp-backups)
@@ -26,6 +29,8 @@ in its manifest and check URL.
   --health-url URL        e.g. http://localhost:8000/api/v1/health
   --attempts N            health check tries (e.g. 10)
   --timeout SECONDS       overall health check deadline (e.g. 60)
+  --min-free-mb MB        free space to leave on top of the backup of what is replaced
+                          (default 100)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
 $BG_USAGE
@@ -35,16 +40,18 @@ serving, its image starts in the idle colour, and the proxy switches once it is 
 if it is not, the files are put back and the live colour never stopped serving (exit 12).
 
 List the backups: ls $BACKUP_PREFIX* in the backup dir.
-stdout: {\"restored_backup\": \"ID\", \"image\": \"REF\"}
-Exit codes: 2 bad argument, 3 missing dir/tool, 4 locked, 12 restore failed (unknown
-backup, unreadable archive, unhealthy after restore)."
+stdout: {\"restored_backup\": \"ID\", \"image\": \"REF\", \"replaced_backup\": \"ID\"}
+Exit codes: 2 bad argument, 3 missing dir/tool, 4 locked, 5 not enough disk space for the
+backup of what is replaced, 6 that backup failed (nothing was touched), 12 restore failed
+(unknown backup, unreadable archive, unhealthy after restore: the previous files are back)."
 
 DEPLOY_DIR="" BACKUP_DIR="" BACKUP="" COMPOSE_FILE="" SERVICE="" HEALTH_URL="" ATTEMPTS="" TIMEOUT=""
-PROJECT="" LOCK_TIMEOUT=120
+PROJECT="" LOCK_TIMEOUT=120 MIN_FREE_MB=100
 declare -A OPT_VARS=(
     [--deploy-dir]=DEPLOY_DIR [--backup-dir]=BACKUP_DIR [--backup]=BACKUP
     [--compose-file]=COMPOSE_FILE [--service]=SERVICE [--health-url]=HEALTH_URL
     [--attempts]=ATTEMPTS [--timeout]=TIMEOUT [--project]=PROJECT [--lock-timeout]=LOCK_TIMEOUT
+    [--min-free-mb]=MIN_FREE_MB
 )
 bg_register_options
 parse_opts "$@"
@@ -64,14 +71,15 @@ check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+check_posint --min-free-mb "$MIN_FREE_MB"
 bg_validate
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
 check_project --project "$PROJECT"
 check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
-check_dir --backup-dir "$BACKUP_DIR" /opt/mcp-backups
-DEPLOY_DIR=${DEPLOY_DIR%/} BACKUP_DIR=${BACKUP_DIR%/}
-[[ -n $DEPLOY_DIR && -n $BACKUP_DIR ]] || die "$E_ARG" "--deploy-dir and --backup-dir must not be /"
-need_tools docker curl flock tar gzip
+DEPLOY_DIR=${DEPLOY_DIR%/}
+[[ -n $DEPLOY_DIR ]] || die "$E_ARG" "--deploy-dir must not be /"
+check_backup_dir
+need_tools docker curl flock tar gzip df du
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
@@ -80,19 +88,30 @@ detect_compose
 mapfile -t ids < <(list_backup_ids "$BACKUP_DIR")
 if [[ $BACKUP == latest ]]; then
     ((${#ids[@]})) || die "$E_RESTORE" "no backups in $BACKUP_DIR (nothing matches ${BACKUP_PREFIX}YYYYMMDD_HHMMSS.tar.gz)"
-    BACKUP_ID=${ids[-1]}
-    log "latest backup is $BACKUP_ID"
+    RESTORE_ID=${ids[-1]}
+    log "latest backup is $RESTORE_ID"
 else
-    BACKUP_ID=$BACKUP
+    RESTORE_ID=$BACKUP
     found=0
-    for id in "${ids[@]}"; do [[ $id == "$BACKUP_ID" ]] && found=1; done
+    for id in "${ids[@]}"; do [[ $id == "$RESTORE_ID" ]] && found=1; done
     if ((!found)); then
-        die "$E_RESTORE" "unknown backup $BACKUP_ID in $BACKUP_DIR; available: ${ids[*]:-none}"
+        die "$E_RESTORE" "unknown backup $RESTORE_ID in $BACKUP_DIR; available: ${ids[*]:-none}"
     fi
 fi
-ARCHIVE=$(backup_archive "$BACKUP_DIR" "$BACKUP_ID")
+ARCHIVE=$(backup_archive "$BACKUP_DIR" "$RESTORE_ID")
 
-PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$DEPLOY_DIR/$COMPOSE_FILE")
+verify_archive "$ARCHIVE" ||
+    die "$E_RESTORE" "backup $RESTORE_ID cannot be restored: $VERIFY_ERROR. Nothing was changed; pick another one: ${ids[*]}"
+
+# Make this restore undoable: back up what it replaces (never pruned here).
+log "backing up what this restore replaces (restoring that backup undoes this restore)"
+take_backup 0
+REPLACED_BACKUP=$BACKUP_ID REPLACED_ARCHIVE=$BACKUP_FILE
+BACKUP_ID=$RESTORE_ID
+PREVIOUS_IMAGE=$BACKUP_PREVIOUS_IMAGE
+UNDO_HINT="undo with: $DEPLOY_DIR/.deploy/bin/restore.sh --backup $REPLACED_BACKUP (same options)"
+log "backup $REPLACED_BACKUP ($REPLACED_ARCHIVE) holds what is replaced; $UNDO_HINT"
+
 log "restoring backup $BACKUP_ID ($ARCHIVE), replacing ${PREVIOUS_IMAGE:-nothing} (strategy $STRATEGY)"
 bg_init
 if [[ $STRATEGY == blue-green ]]; then
@@ -100,11 +119,26 @@ if [[ $STRATEGY == blue-green ]]; then
 fi
 bg_teardown # only when leaving blue-green for recreate
 if ! restore_archive "$ARCHIVE"; then
-    die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. Check: $(compose_hint "$DEPLOY_DIR/$COMPOSE_FILE") ps; logs $SERVICE"
+    hint="Check: $(compose_hint "$DEPLOY_DIR/$COMPOSE_FILE") ps; logs $SERVICE"
+    if ((!RESTORE_STOPPED)); then
+        die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs."
+    fi
+    if ((!RESTORE_PUT_BACK)); then
+        die "$E_RESTORE" "ACT NOW: restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR, and the replaced files could not all be put back (see the WARNING lines; they are in $DEPLOY_DIR/.mcp-replaced-*, and in backup $REPLACED_BACKUP). $hint"
+    fi
+    if [[ -z $PREVIOUS_IMAGE ]]; then
+        die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place; nothing was running before, so nothing runs now."
+    fi
+    log "restore failed ($RESTORE_ERROR); starting the previous version $PREVIOUS_IMAGE again"
+    if MCP_IMAGE=$PREVIOUS_IMAGE run_logged compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" up -d --remove-orphans </dev/null &&
+        MCP_IMAGE=$PREVIOUS_IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$DEPLOY_DIR/$COMPOSE_FILE"; then
+        die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place and the previous version $PREVIOUS_IMAGE is running and healthy again; no data was lost."
+    fi
+    die "$E_RESTORE" "ACT NOW: restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place (no data was lost) but the previous version $PREVIOUS_IMAGE did not come back healthy: ${HEALTH_REASON:-compose up failed}. $hint"
 fi
 if [[ -z $RESTORE_IMAGE ]]; then
-    log "done: restored backup $BACKUP_ID ($ARCHIVE); it was taken before anything was deployed, so nothing is running now"
+    log "done: restored backup $BACKUP_ID ($ARCHIVE); it was taken before anything was deployed, so nothing is running now; $UNDO_HINT"
 else
-    log "done: restored backup $BACKUP_ID ($ARCHIVE); $RESTORE_IMAGE is running and healthy"
+    log "done: restored backup $BACKUP_ID ($ARCHIVE); $RESTORE_IMAGE is running and healthy; $UNDO_HINT"
 fi
-json_object restored_backup "$BACKUP_ID" image "$RESTORE_IMAGE"
+json_object restored_backup "$BACKUP_ID" image "$RESTORE_IMAGE" replaced_backup "$REPLACED_BACKUP"

@@ -148,7 +148,9 @@ def test_program_commands_deploy_report_and_roll_back(
         remote_commands.restore_command(steps.paths, steps.app, good_backup)
     )
     assert code == 0, stderr
+    undo = restored.pop("replaced_backup")
     assert restored == {"restored_backup": good_backup, "image": v1}
+    assert (steps.target.backup_dir / f"mcp-backup-{undo}.tar.gz").is_file()
     assert served_version(http, steps.target.health_url) == "v1"
 
 

@@ -208,6 +208,21 @@ class Remote:
         ).stdout.strip()
         return ids[0], started
 
+    def copy_backup(self, source_id: str, new_id: str, **manifest: str) -> str:
+        """A copy of backup `source_id` named `new_id`, with manifest lines replaced
+        (e.g. image=<a broken image>), as a bad restore target."""
+        edits = "; ".join(
+            f"sed -i 's|^{key}=.*|{key}={value}|' $d/.mcp-backup-manifest"
+            for key, value in manifest.items()
+        )
+        proc = self.run(
+            "set -e; d=$(mktemp -d); "
+            f"tar -xzf {q(self.archive(source_id))} -C $d; {edits or 'true'}; "
+            f"tar -czf {q(self.archive(new_id))} -C $d .; rm -rf $d"
+        )
+        assert proc.returncode == 0, proc.stderr
+        return new_id
+
     def archive(self, backup_id: str) -> Path:
         return self.target.backup_dir / f"mcp-backup-{backup_id}.tar.gz"
 
@@ -418,13 +433,20 @@ def test_restore_named_and_latest(remote: Remote) -> None:
 
     proc = remote.restore(v1_backup)
     assert proc.returncode == 0, proc.stderr
-    assert one_json_line(proc) == {"restored_backup": v1_backup, "image": remote.images["v1"]}
+    result = one_json_line(proc)
+    undo = str(result.pop("replaced_backup"))
+    assert result == {"restored_backup": v1_backup, "image": remote.images["v1"]}
     assert remote.version() == "v1"
     assert remote.data() == "a\n"
+    # What the restore replaced was backed up first (v2, data a+b): a normal archive.
+    assert undo not in (v1_backup, v2_backup)
+    assert remote.manifest(undo)["image"] == remote.images["v2"]
 
+    # ... and it is now the latest backup: restoring it undoes the restore.
     proc = remote.restore("latest")
     assert proc.returncode == 0, proc.stderr
-    assert one_json_line(proc) == {"restored_backup": v2_backup, "image": remote.images["v2"]}
+    result = one_json_line(proc)
+    assert result["restored_backup"] == undo and result["image"] == remote.images["v2"]
     assert remote.version() == "v2"
     assert remote.data() == "a\nb\n"
 
@@ -433,6 +455,34 @@ def test_restore_named_and_latest(remote: Remote) -> None:
     assert v1_backup in proc.stderr and v2_backup in proc.stderr
     assert remote.version() == "v2"
     assert remote.leftovers() == []
+
+
+def test_failed_restore_keeps_the_live_data_and_version(remote: Remote) -> None:
+    """Issue 10 item 1: a restore whose version is unhealthy must not delete the live data
+    (recreate strategy): the replaced files go back and the previous version serves again."""
+    assert remote.pipeline("v1").returncode == 0
+    remote.post("a")
+    assert remote.pipeline("v2").returncode == 0
+    remote.post("b")
+    bad = remote.copy_backup(
+        remote.last_backup, "20200101_000000", image=remote.images["broken-500"]
+    )
+    before = set(remote.target.backup_dir.iterdir())
+    remote.attempts, remote.timeout = 3, 6
+    proc = remote.restore(bad)
+    assert proc.returncode == 12, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "FAILED" in last and "is unhealthy" in last and "no data was lost" in last
+    assert f"previous version {remote.images['v2']} is running and healthy again" in last
+    assert remote.version() == "v2"
+    assert remote.data() == "a\nb\n"  # written after the backup, and still there
+    env = (remote.target.deploy_dir / ".env").read_text()
+    assert f"MCP_IMAGE={remote.images['v2']}" in env
+    assert not [p for p in remote.target.deploy_dir.iterdir() if p.name.startswith(".mcp-")]
+    assert remote.leftovers() == []
+    # The backup of what it would have replaced was kept (the restore was undoable).
+    (made,) = set(remote.target.backup_dir.iterdir()) - before
+    assert made.name in proc.stderr
 
 
 def test_redeploy_older_tag(remote: Remote) -> None:

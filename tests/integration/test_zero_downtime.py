@@ -187,7 +187,9 @@ def test_manual_restore_under_load_loses_no_request(bg: BlueGreen) -> None:
     report = prober.stop()
 
     assert proc.returncode == 0, proc.stderr
-    assert one_json_line(proc) == {"restored_backup": v1_backup, "image": bg.images["v1"]}
+    result = one_json_line(proc)
+    assert result["restored_backup"] == v1_backup and result["image"] == bg.images["v1"]
+    assert bg.manifest(str(result["replaced_backup"]))["image"] == bg.images["v2"]
     assert_no_failure(report, "manual restore")
     assert report.versions[0] == "v2" and report.versions[-1] == "v1", report.summary()
     assert bg.version() == "v1"

@@ -337,10 +337,18 @@ def test_restore_swaps_files_and_keeps_deploy_dir(target, stub_path, http_server
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {
-        "restored_backup": first["backup_id"],
-        "image": "127.0.0.1:5000/mcp/app:v1",
-    }
+    out = json.loads(result.stdout)
+    replaced = out.pop("replaced_backup")
+    assert out == {"restored_backup": first["backup_id"], "image": "127.0.0.1:5000/mcp/app:v1"}
+    # What the restore replaced is a normal backup: restoring it undoes the restore.
+    replaced_archive = backups / f"mcp-backup-{replaced}.tar.gz"
+    assert replaced_archive in archives(backups)
+    assert manifest_of(replaced_archive)["image"] == "127.0.0.1:5000/mcp/app:v1"  # STUB_IMAGE
+    with tarfile.open(replaced_archive) as tar:
+        member = tar.extractfile("./data/items.txt")
+        assert member is not None and member.read() == b"first\nbroken\n"
+        assert "./new-file" in tar.getnames()
+    assert f"undo with: {deploy}/.deploy/bin/restore.sh --backup {replaced}" in result.stderr
     assert (deploy / "data" / "items.txt").read_text() == "first\n"
     assert not (deploy / "new-file").exists()
     assert not (deploy / ".mcp-backup-manifest").exists()
