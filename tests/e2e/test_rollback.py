@@ -67,6 +67,14 @@ def test_last_good_puts_back_the_previous_version_never_the_one_serving(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert e2e.served_version(http) == "v2"
 
+    # A backup restore with no tag in the stack file (production's case) needs none.
+    e2e.stack.run("config", "rm", "mcp:imageTag")
+    proc = rollback(e2e, "--backup", "latest")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert e2e.served_version(http) == "v1"  # the backup taken before the last release
+    deploy_tag_for_one_run(e2e, "v2")  # then the next deploy, as the workflow runs it
+    assert e2e.served_version(http) == "v2"
+
 
 def test_image_tag_then_backups_then_an_ordinary_deploy(
     make_stack: Callable[..., E2EStack], sample_images: dict[str, str], http: HttpProbe
