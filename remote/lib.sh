@@ -591,6 +591,7 @@ check_backup_dir() {
 # COMPOSE_FILE, SERVICE, PROJECT and the lock. Sets BACKUP_ID, BACKUP_FILE and
 # BACKUP_PREVIOUS_IMAGE. Dies (exit 5 or 6) when it cannot: nothing was touched then.
 BACKUP_ID="" BACKUP_FILE="" BACKUP_PREVIOUS_IMAGE=""
+BACKUP_FAILURE_NOTE="" # appended to take_backup's errors by callers (e.g. "nothing was switched")
 # shellcheck disable=SC2153 # DEPLOY_DIR, BACKUP_DIR, MIN_FREE_MB... are the caller's globals
 take_backup() {
     local keep=$1 used_kb free_kb need_kb manifest_dir tmp_archive size_kb
@@ -601,7 +602,7 @@ take_backup() {
     [[ $free_kb =~ ^[0-9]+$ ]] || die "$E_BACKUP" "could not measure the free space in $BACKUP_DIR (df failed)"
     need_kb=$((used_kb + MIN_FREE_MB * 1024))
     if ((free_kb < need_kb)); then
-        die "$E_SPACE" "not enough disk space in $BACKUP_DIR: $((free_kb / 1024)) MB free, need $(((need_kb + 1023) / 1024)) MB ($DEPLOY_DIR is $(((used_kb + 1023) / 1024)) MB + --min-free-mb $MIN_FREE_MB). Nothing was touched; free some space or prune old backups."
+        die "$E_SPACE" "not enough disk space in $BACKUP_DIR: $((free_kb / 1024)) MB free, need $(((need_kb + 1023) / 1024)) MB ($DEPLOY_DIR is $(((used_kb + 1023) / 1024)) MB + --min-free-mb $MIN_FREE_MB). Nothing was touched; free some space or prune old backups.${BACKUP_FAILURE_NOTE:+ $BACKUP_FAILURE_NOTE}"
     fi
     log "disk space ok: $((free_kb / 1024)) MB free in $BACKUP_DIR, need $(((need_kb + 1023) / 1024)) MB"
 
@@ -636,13 +637,13 @@ take_backup() {
     # The manifest goes first: reading it back (latest, retention) stops after one member.
     if ! run_logged tar -czf "$tmp_archive" -C "$manifest_dir" "./$MANIFEST_NAME" \
         --exclude=./.deploy --exclude='./.mcp-replaced-*' -C "$DEPLOY_DIR" .; then
-        die "$E_BACKUP" "tar failed while writing $BACKUP_FILE (see the tar lines above: files in $DEPLOY_DIR must be readable by $(id -un), e.g. sudo chown -R $(id -un): $DEPLOY_DIR; or the disk is full); nothing was kept and the running app was not touched"
+        die "$E_BACKUP" "tar failed while writing $BACKUP_FILE (see the tar lines above: files in $DEPLOY_DIR must be readable by $(id -un), e.g. sudo chown -R $(id -un): $DEPLOY_DIR; or the disk is full); nothing was kept and the running app was not touched${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}"
     fi
     chmod 600 -- "$tmp_archive"
     if ! verify_archive "$tmp_archive"; then
-        die "$E_BACKUP" "backup verification failed: $VERIFY_ERROR; the bad file was deleted"
+        die "$E_BACKUP" "backup verification failed: $VERIFY_ERROR; the bad file was deleted${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}"
     fi
-    mv -f -- "$tmp_archive" "$BACKUP_FILE" || die "$E_BACKUP" "could not rename the archive to $BACKUP_FILE"
+    mv -f -- "$tmp_archive" "$BACKUP_FILE" || die "$E_BACKUP" "could not rename the archive to $BACKUP_FILE${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}"
     size_kb=$(du -k -- "$BACKUP_FILE" | awk '{print $1}')
     log "archive verified (gzip -t, tar -tzf, $MANIFEST_NAME): $BACKUP_FILE (${size_kb} KB)"
 
@@ -670,16 +671,18 @@ prune_backups() {
     done
 }
 
-# verify_archive ARCHIVE: gzip -t and the manifest is listed. Sets VERIFY_ERROR.
+# verify_archive ARCHIVE: the whole gzip stream is intact (gzip -t: CRC and length), the tar
+# inside lists to its end (tar -tzf), and it holds a manifest naming a valid image (or "",
+# nothing deployed). Sets VERIFY_ERROR.
 VERIFY_ERROR=""
 verify_archive() {
-    local archive=$1 listing
+    local archive=$1 listing manifest image
     if [[ ! -r $archive ]]; then
         VERIFY_ERROR="cannot read $archive"
         return 1
     fi
     if ! gzip -t -- "$archive" 2>/dev/null; then
-        VERIFY_ERROR="$archive is not a valid gzip file (gzip -t failed)"
+        VERIFY_ERROR="$archive is not a valid gzip file (gzip -t failed: truncated or damaged)"
         return 1
     fi
     if ! listing=$(tar -tzf "$archive" 2>/dev/null); then
@@ -688,6 +691,19 @@ verify_archive() {
     fi
     if ! grep -qxE "(\./)?\\$MANIFEST_NAME" <<<"$listing"; then
         VERIFY_ERROR="$archive has no $MANIFEST_NAME manifest"
+        return 1
+    fi
+    # The manifest is the first member of archives written by take_backup (older ones have it
+    # last): --occurrence=1 stops reading there.
+    manifest=$(tar --occurrence=1 -xOzf "$archive" "./$MANIFEST_NAME" 2>/dev/null ||
+        tar --occurrence=1 -xOzf "$archive" "$MANIFEST_NAME" 2>/dev/null) || true
+    if ! grep -q '^image=' <<<"$manifest"; then
+        VERIFY_ERROR="the $MANIFEST_NAME of $archive has no image= line (damaged manifest)"
+        return 1
+    fi
+    image=$(sed -n 's/^image=//p' <<<"$manifest" | head -n 1)
+    if [[ -n $image ]] && ! valid_image "$image"; then
+        VERIFY_ERROR="the $MANIFEST_NAME of $archive names an invalid image: $(shown "$image")"
         return 1
     fi
     return 0

@@ -111,6 +111,7 @@ fi
 # The backup this attempt rolls back to: taken now, never an older one.
 if [[ -n $BACKUP_DIR ]]; then
     log "backing up the live release before switching (the rollback target of this attempt)"
+    BACKUP_FAILURE_NOTE="refusing to switch to $IMAGE without a rollback it can restore: nothing was changed, the current version still runs"
     take_backup "$KEEP"
     ARCHIVE=$BACKUP_FILE
     PREVIOUS_IMAGE=$BACKUP_PREVIOUS_IMAGE

@@ -450,3 +450,79 @@ def test_json_object_escapes(value: str) -> None:
     )
     assert result.stdout.count("\n") == 1
     assert json.loads(result.stdout) == {"key": value, "flag": True}
+
+
+# ---------------------------------------------------------------- release: corrupt backup
+
+CORRUPTING_TAR = """#!/usr/bin/env bash
+# Test wrapper of tar: creates the archive with the real tar, then damages it (STUB_TAR_DAMAGE).
+REAL_TAR=%(real)s
+"$REAL_TAR" "$@" || exit $?
+[[ " $* " == *" -czf "* ]] || exit 0
+out=""
+prev=""
+for a; do [[ $prev == -czf ]] && out=$a; prev=$a; done
+case ${STUB_TAR_DAMAGE:-} in
+  truncate) truncate -s $(( $(stat -c %%s "$out") / 2 )) "$out" ;;
+  not-a-tar) head -c 4096 /dev/urandom | gzip -c >"$out" ;;
+  no-manifest) d=$(mktemp -d); echo x >"$d/x"; "$REAL_TAR" -czf "$out" -C "$d" ./x; rm -rf "$d" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("truncate", "not a valid gzip file"),
+        ("not-a-tar", "not a readable tar archive"),
+        ("no-manifest", "has no .mcp-backup-manifest manifest"),
+    ],
+)
+def test_release_refuses_to_switch_when_its_backup_is_corrupt(
+    target, stub_path, http_server, damage: str, reason: str
+) -> None:
+    """Issue 10 item 5: a corrupt archive must never be the rollback target of a release:
+    release.sh verifies it (gzip, tar listing, manifest) and changes nothing."""
+    deploy, backups = target
+    staged = deploy / ".deploy" / "staged"
+    staged.mkdir(parents=True)
+    (staged / "IMAGE").write_text("127.0.0.1:5000/mcp/app:v2\n")
+    (staged / COMPOSE).write_text("services: {new: {}}\n")
+    live_compose = (deploy / COMPOSE).read_text()
+    bindir = Path(stub_path["PATH"].split(":", 1)[0])
+    real_tar = subprocess.run(["bash", "-c", "command -v tar"], capture_output=True, text=True)
+    (bindir / "tar").write_text(CORRUPTING_TAR % {"real": real_tar.stdout.strip()})
+    (bindir / "tar").chmod(0o755)
+    env = {**stub_path, "STUB_TAR_DAMAGE": damage, "STUB_IMAGE": "127.0.0.1:5000/mcp/app:v1"}
+    result = run_script(
+        "release.sh",
+        "--deploy-dir",
+        str(deploy),
+        "--compose-file",
+        COMPOSE,
+        "--service",
+        "mcp-api-prod",
+        "--health-url",
+        _url(http_server),
+        "--attempts",
+        "2",
+        "--timeout",
+        "10",
+        "--backup-dir",
+        str(backups),
+        "--keep",
+        "3",
+        env=env,
+    )
+    assert result.returncode == 6, result.stderr
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert "backup verification failed" in last and reason in last
+    assert "refusing to switch to 127.0.0.1:5000/mcp/app:v2" in last
+    assert "nothing was changed" in last
+    # Nothing changed: live files untouched, nothing started, no archive (good or bad) left.
+    assert (deploy / COMPOSE).read_text() == live_compose
+    assert not (deploy / ".env").exists()
+    calls = Path(stub_path["STUB_CALLS"]).read_text()
+    assert " up " not in calls and " down" not in calls
+    assert list(backups.iterdir()) == []
