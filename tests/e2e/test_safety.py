@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+RETRY_ON_LOCK = (
+    Path(__file__).resolve().parents[2] / ".github" / "scripts" / "retry-on-stack-lock.sh"
+)
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -90,11 +94,33 @@ def test_a_second_pulumi_up_at_once_is_refused_by_the_stack_lock(
         time.sleep(0.05)
     assert any(locks.rglob("*.json")), "the first pulumi up never took the stack lock"
 
+    # The workflows' wrapper waits for the lock instead (a deploy and a rollback queue up).
+    waiting = subprocess.Popen(
+        [
+            "bash",
+            str(RETRY_ON_LOCK),
+            "pulumi",
+            "up",
+            "--yes",
+            "--non-interactive",
+            "--stack",
+            e2e.stack.name,
+        ],
+        cwd=e2e.stack.cwd,
+        env={**e2e.stack.env, "MCP_LOCK_RETRY_SECONDS": "1", "MCP_LOCK_WAIT_SECONDS": "300"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     second = e2e.up(check=False)
     first_output, _ = first.communicate(timeout=600)
+    waited_output, _ = waiting.communicate(timeout=600)
 
     assert second.returncode != 0, second.stdout
-    assert "locked" in (second.stdout + second.stderr), second.stdout + second.stderr
+    assert "the stack is currently locked" in second.stdout + second.stderr, second.stdout
     assert first.returncode == 0, first_output
+    assert waiting.returncode == 0, waited_output
+    assert "stack is locked by another update" in waited_output, waited_output
     assert e2e.served_version(http) == "v2"
     assert e2e.history_log().count("[release] started by") == 2  # v1, then only the first v2
