@@ -348,13 +348,17 @@ COMPOSE=()
 # detect_compose: docker compose (v2) if present, else docker-compose (v1).
 detect_compose() {
     need_tools docker
-    if docker compose version >/dev/null 2>&1; then
+    local version
+    if version=$(docker compose version --short 2>/dev/null </dev/null); then
         COMPOSE=(docker compose)
     elif command -v docker-compose >/dev/null 2>&1; then
         COMPOSE=(docker-compose)
+        version=$(docker-compose version --short 2>/dev/null </dev/null || true)
     else
         die "$E_MISSING" "neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed"
     fi
+    # Which compose ran is in every step's log (and history.log): v1 and v2 differ in details.
+    log "compose: ${COMPOSE[*]} ${version:-(version unknown)}"
     MCP_UID=$(id -u)
     MCP_GID=$(id -g)
     export MCP_UID MCP_GID
@@ -572,6 +576,29 @@ list_backup_ids() {
     done | sort
 }
 
+# backup_created_at ARCHIVE: when the backup was made, UTC (YYYY-MM-DDTHH:MM:SSZ): the
+# manifest's created_at=, else (an older or unreadable manifest) the archive's mtime.
+backup_created_at() {
+    local archive=$1 created=""
+    created=$({ tar --occurrence=1 -xOzf "$archive" "./$MANIFEST_NAME" 2>/dev/null ||
+        tar --occurrence=1 -xOzf "$archive" "$MANIFEST_NAME" 2>/dev/null; } |
+        sed -n 's/^created_at=//p' | head -n 1) || true
+    if [[ ! $created =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]]; then
+        created=$(date -u -r "$archive" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || printf '0000-00-00T00:00:00Z')
+    fi
+    printf '%s' "$created"
+}
+
+# list_backups_by_time BACKUP_DIR: ids ordered by when they were made (backup_created_at),
+# oldest first; ties in id order. Ids are UTC now, but older ones were local time, and a
+# wrong clock can name an archive in the future: the name alone does not tell the order.
+list_backups_by_time() {
+    local id
+    while IFS= read -r id; do
+        printf '%s %s\n' "$(backup_created_at "$(backup_archive "$1" "$id")")" "$id"
+    done < <(list_backup_ids "$1") | sort | cut -d' ' -f2
+}
+
 # check_backup_dir: BACKUP_DIR (absolute, existing) is not inside DEPLOY_DIR and writable.
 # shellcheck disable=SC2153 # DEPLOY_DIR and BACKUP_DIR are the caller's globals
 check_backup_dir() {
@@ -651,12 +678,13 @@ take_backup() {
     prune_backups "$keep" "$BACKUP_ID"
 }
 
-# prune_backups KEEP NEWEST_ID: keep the newest KEEP archives of BACKUP_DIR, NEWEST_ID (the
-# one just written) always among them. 0 prunes nothing.
+# prune_backups KEEP NEWEST_ID: keep the newest KEEP archives of BACKUP_DIR (by when they
+# were made, see list_backups_by_time), NEWEST_ID (the one just written) always among them,
+# whatever the other archives are named. 0 prunes nothing.
 prune_backups() {
     local keep=$1 newest=$2 ids=() id old excess i
     ((keep > 0)) || return 0
-    mapfile -t ids < <(list_backup_ids "$BACKUP_DIR")
+    mapfile -t ids < <(list_backups_by_time "$BACKUP_DIR")
     excess=$((${#ids[@]} - keep))
     for ((i = 0; i < ${#ids[@]} && excess > 0; i++)); do
         id=${ids[i]}

@@ -88,8 +88,9 @@ detect_compose
 mapfile -t ids < <(list_backup_ids "$BACKUP_DIR")
 if [[ $BACKUP == latest ]]; then
     ((${#ids[@]})) || die "$E_RESTORE" "no backups in $BACKUP_DIR (nothing matches ${BACKUP_PREFIX}YYYYMMDD_HHMMSS.tar.gz)"
-    RESTORE_ID=${ids[-1]}
-    log "latest backup is $RESTORE_ID"
+    mapfile -t by_time < <(list_backups_by_time "$BACKUP_DIR")
+    RESTORE_ID=${by_time[-1]}
+    log "latest backup is $RESTORE_ID (the newest by the created_at of its manifest: $(backup_created_at "$(backup_archive "$BACKUP_DIR" "$RESTORE_ID")"))"
 else
     RESTORE_ID=$BACKUP
     found=0

@@ -7,7 +7,9 @@ system are real. The real-Docker paths are covered by tests/integration/test_rem
 
 from __future__ import annotations
 
+import datetime
 import http.server
+import io
 import json
 import os
 import subprocess
@@ -526,3 +528,112 @@ def test_release_refuses_to_switch_when_its_backup_is_corrupt(
     calls = Path(stub_path["STUB_CALLS"]).read_text()
     assert " up " not in calls and " down" not in calls
     assert list(backups.iterdir()) == []
+
+
+# ---------------------------------------------------------------- backup ids and retention
+
+
+def _forge(source: Path, dest: Path, *, created_at: str | None) -> Path:
+    """A copy of archive `source` as `dest` whose manifest says `created_at` (None: no such
+    line, like the manifests of older versions). The manifest is written last, as they were."""
+    with tarfile.open(source) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar]
+    with tarfile.open(dest, "w:gz") as out:
+        manifest = b""
+        for member, data in members:
+            if member.name == "./.mcp-backup-manifest":
+                lines = [
+                    line
+                    for line in data.decode().splitlines()
+                    if not line.startswith("created_at=")
+                ]
+                if created_at is not None:
+                    lines.append(f"created_at={created_at}")
+                manifest = ("\n".join(lines) + "\n").encode()
+                continue
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+        info = tarfile.TarInfo("./.mcp-backup-manifest")
+        info.size = len(manifest)
+        out.addfile(info, io.BytesIO(manifest))
+    dest.chmod(0o600)
+    return dest
+
+
+def test_backup_ids_are_utc_whatever_the_server_time_zone(target, stub_path) -> None:
+    """Issue 10 item 6: ids in local time misorder around a DST change."""
+    deploy, backups = target
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    result = backup(deploy, backups, {**stub_path, "TZ": "XXX-14"})  # UTC+14
+    after = datetime.datetime.now(datetime.UTC)
+    assert result.returncode == 0, result.stderr
+    backup_id = json.loads(result.stdout)["backup_id"]
+    made = datetime.datetime.strptime(backup_id, "%Y%m%d_%H%M%S").replace(tzinfo=datetime.UTC)
+    assert before <= made <= after, (backup_id, before, after)
+    created = manifest_of(archives(backups)[0])["created_at"]
+    assert created == made.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_future_named_archive_never_prunes_the_new_one_nor_is_latest(
+    target, stub_path, http_server
+) -> None:
+    """Issue 10 item 6: an archive named in the future (wrong clock) made the backup step prune
+    the archive it had just written, and `--backup latest` picked it."""
+    deploy, backups = target
+    first = json.loads(backup(deploy, backups, stub_path).stdout)["backup_id"]
+    source = backups / f"mcp-backup-{first}.tar.gz"
+    future = _forge(
+        source, backups / "mcp-backup-20990101_000000.tar.gz", created_at="2020-01-01T00:00:00Z"
+    )
+    legacy = _forge(source, backups / "mcp-backup-20980101_000000.tar.gz", created_at=None)
+    os.utime(legacy, (1_500_000_000, 1_500_000_000))  # 2017: older than everything else
+    source.unlink()
+    (deploy / "data" / "items.txt").write_text("newest\n")
+
+    result = backup(deploy, backups, stub_path, "--keep", "2")
+    assert result.returncode == 0, result.stderr
+    newest = json.loads(result.stdout)["backup_id"]
+    # Kept: the new one, and the newest other by manifest time (the future-named one, made
+    # 2020); pruned: the one whose older manifest has no created_at (mtime 2017).
+    assert [p.name for p in archives(backups)] == [
+        f"mcp-backup-{newest}.tar.gz",
+        "mcp-backup-20990101_000000.tar.gz",
+    ]
+    assert "pruned old backup" in result.stderr and legacy.name in result.stderr
+    assert future.exists()
+
+    result = backup(deploy, backups, stub_path, "--keep", "1")
+    assert result.returncode == 0, result.stderr
+    only = json.loads(result.stdout)["backup_id"]
+    assert [p.name for p in archives(backups)] == [f"mcp-backup-{only}.tar.gz"]
+
+    # `latest` is the newest by manifest time, not by name.
+    _forge(
+        backups / f"mcp-backup-{only}.tar.gz",
+        backups / "mcp-backup-20990101_000000.tar.gz",
+        created_at="2020-01-01T00:00:00Z",
+    )
+    env = {**stub_path, "STUB_CID": "abc", "STUB_STATE": "running 0 0"}
+    env["STUB_IMAGE"] = "127.0.0.1:5000/mcp/app:v1"
+    result = run_script(
+        "restore.sh",
+        "--deploy-dir",
+        str(deploy),
+        "--backup-dir",
+        str(backups),
+        "--backup",
+        "latest",
+        "--compose-file",
+        COMPOSE,
+        "--service",
+        "mcp-api-prod",
+        "--health-url",
+        _url(http_server),
+        "--attempts",
+        "2",
+        "--timeout",
+        "10",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["restored_backup"] == only
+    assert f"latest backup is {only}" in result.stderr
