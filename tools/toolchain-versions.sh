@@ -5,3 +5,7 @@
 PULUMI_VERSION=3.259.0
 # shellcheck disable=SC2034
 COMMAND_PLUGIN_VERSION=1.2.1
+# shellcheck disable=SC2034
+DOCKER_PLUGIN_VERSION=5.1.0
+# shellcheck disable=SC2034
+GITHUB_PLUGIN_VERSION=6.15.0
