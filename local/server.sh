@@ -3,7 +3,8 @@
 # dedicated deploy user, and a password-protected registry standing in for GHCR.
 # Everything listens on loopback only. Run as root.
 #
-#   local/server.sh install   apt-get install the Debian packages it needs (if missing)
+#   local/server.sh install   apt-get install the Debian packages it needs (if missing), and
+#                             build the Docker Compose v2 CLI plugin (once, cached by version)
 #   local/server.sh up        start / verify everything (idempotent)
 #   local/server.sh down      stop what 'up' started
 #   local/server.sh status    report each part (exit 0 only when all are up)
@@ -36,6 +37,17 @@ REGISTRY_PASSWORD_FILE="$STATE/registry-password"
 REGISTRY_PID="$STATE/registry.pid"
 REGISTRY_LOG="$STATE/registry.log"
 
+# Docker Compose: the deploy user gets v2 (the CLI plugin `docker compose`, built from its Go
+# module and installed in the user's own ~/.docker/cli-plugins); a second deploy user, V1_USER,
+# has no plugin and so gets Debian's docker-compose v1 (1.29) through the scripts' detection.
+COMPOSE_V2_VERSION=v2.40.3
+COMPOSE_V2_MODULE=github.com/docker/compose/v2
+TOOLS_CACHE="${MCP_TOOLS_CACHE:-${HOME:-/tmp}/.cache/mcp-deploy/tools}"
+COMPOSE_V2_DIR="$TOOLS_CACHE/docker-compose-$COMPOSE_V2_VERSION"
+COMPOSE_V2_BIN="$COMPOSE_V2_DIR/docker-compose"
+V1_USER="${MCP_LOCAL_V1_USER:-mcpdeploy-v1}"
+V1_BASE="${MCP_LOCAL_V1_BASE:-/opt/mcp-local-v1}"
+
 APT_PACKAGES=(docker.io docker-compose openssh-server openssh-client docker-registry
     shellcheck busybox-static apache2-utils curl util-linux tar gzip coreutils)
 
@@ -48,16 +60,21 @@ usage() {
 usage: $(basename "$0") install|up|down|status|env [--shell]
 
 Disposable local deploy target (loopback only, run as root).
-  install  apt-get install the Debian packages needed (only the missing ones)
+  install  apt-get install the Debian packages needed (only the missing ones) and build
+           compose $COMPOSE_V2_VERSION from its Go module into $COMPOSE_V2_DIR
+           (once; cold build: several minutes)
   up       start or verify: dockerd, sshd on $HOST:$SSH_PORT, registry on $REGISTRY,
-           deploy user '$DEPLOY_USER', directories under $BASE (idempotent)
+           deploy user '$DEPLOY_USER' with compose $COMPOSE_V2_VERSION (docker compose),
+           compose v1 user '$V1_USER' (docker-compose), directories under $BASE and
+           $V1_BASE (idempotent)
   down     stop sshd and the registry, and dockerd if 'up' started it
   status   report each part; exit 0 only when everything is up
   env      print KEY=VALUE lines for tests (env --shell prints 'export KEY=...' lines)
 
 Settings (environment): MCP_LOCAL_STATE ($STATE), MCP_LOCAL_SSH_PORT ($SSH_PORT),
 MCP_LOCAL_USER ($DEPLOY_USER), MCP_LOCAL_REGISTRY_PORT ($REGISTRY_PORT),
-MCP_LOCAL_REGISTRY_USER ($REGISTRY_USER), MCP_LOCAL_BASE ($BASE).
+MCP_LOCAL_REGISTRY_USER ($REGISTRY_USER), MCP_LOCAL_BASE ($BASE),
+MCP_LOCAL_V1_USER ($V1_USER), MCP_LOCAL_V1_BASE ($V1_BASE), MCP_TOOLS_CACHE ($TOOLS_CACHE).
 USAGE
 }
 
@@ -128,6 +145,89 @@ log_tail() {
     fi
 }
 
+# ---------------------------------------------------------------- compose v2 plugin
+
+# compose_v2_cached: the cached build exists, is complete and reports the pinned version.
+compose_v2_cached() {
+    [[ -x "$COMPOSE_V2_BIN" && -f "$COMPOSE_V2_DIR/.complete" ]] || return 1
+    [[ "$("$COMPOSE_V2_BIN" version --short 2>/dev/null </dev/null)" == "${COMPOSE_V2_VERSION#v}" ]]
+}
+
+# find_go: print the go binary to use (PATH, else /usr/local/go/bin/go).
+find_go() {
+    if command -v go >/dev/null 2>&1; then
+        command -v go
+    elif [[ -x /usr/local/go/bin/go ]]; then
+        printf '%s\n' /usr/local/go/bin/go
+    else
+        return 1
+    fi
+}
+
+# build_compose_v2: build the Compose v2 CLI plugin from its Go module (through the Go module
+# proxy) into $COMPOSE_V2_DIR once; later calls reuse it while it reports the pinned version.
+# Built in a temp dir beside the cache and moved into place, so an interrupted build never
+# leaves a half-written binary that looks like a good one.
+build_compose_v2() {
+    if compose_v2_cached; then
+        log "compose $COMPOSE_V2_VERSION: reusing $COMPOSE_V2_BIN"
+        return 0
+    fi
+    local go_bin
+    go_bin="$(find_go)" \
+        || die "'go' not found: compose $COMPOSE_V2_VERSION is built from its Go module; install Go >= 1.24 (/usr/local/go) or run '$0 install' (golang-go)"
+    mkdir -p "$TOOLS_CACHE"
+    local work started=$SECONDS pid
+    work="$(mktemp -d "$TOOLS_CACHE/.docker-compose-build.XXXXXX")"
+    log "compose $COMPOSE_V2_VERSION: building $COMPOSE_V2_MODULE/cmd from the Go module proxy with $("$go_bin" version | cut -d' ' -f3) (cold: several minutes on 2 cores; log $work/build.log)"
+    # Compose's go.mod has exclude directives, which `go install module@version` refuses:
+    # fetch the module's source and build it as the main module, with its own go.mod/go.sum.
+    local src
+    src="$("$go_bin" mod download -json "$COMPOSE_V2_MODULE@$COMPOSE_V2_VERSION" 2>"$work/download.log" </dev/null \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')" || true
+    if [[ -z "$src" || ! -f "$src/go.mod" ]]; then
+        cat "$work/download.log" >&2 || true
+        rm -rf "$work"
+        die "downloading $COMPOSE_V2_MODULE@$COMPOSE_V2_VERSION failed: check that the Go module proxy is reachable (go env GOPROXY)"
+    fi
+    cp -R "$src" "$work/src"
+    chmod -R u+w "$work/src"
+    (cd "$work/src" && GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0 \
+        "$go_bin" build -trimpath \
+        -ldflags "-s -w -X $COMPOSE_V2_MODULE/internal.Version=$COMPOSE_V2_VERSION" \
+        -o "$work/bin/cmd" ./cmd) </dev/null >"$work/build.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        local i
+        for ((i = 0; i < 30; i++)); do
+            sleep 1
+            kill -0 "$pid" 2>/dev/null || break
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "compose $COMPOSE_V2_VERSION: still building ($((SECONDS - started))s so far)"
+        fi
+    done
+    if ! wait "$pid"; then
+        tail -n 40 "$work/build.log" >&2 || true
+        rm -rf "$work"
+        die "building compose $COMPOSE_V2_VERSION failed (last lines above): check that the Go module proxy is reachable (go env GOPROXY) and Go is >= 1.24"
+    fi
+    local got
+    got="$("$work/bin/cmd" version --short 2>&1 </dev/null || true)"
+    if [[ "$got" != "${COMPOSE_V2_VERSION#v}" ]]; then
+        rm -rf "$work"
+        die "the compose binary built from $COMPOSE_V2_MODULE@$COMPOSE_V2_VERSION reports version '$got', not ${COMPOSE_V2_VERSION#v}"
+    fi
+    mkdir -p "$work/dir"
+    mv "$work/bin/cmd" "$work/dir/docker-compose"
+    touch "$work/dir/.complete"
+    rm -rf "$COMPOSE_V2_DIR"
+    mv "$work/dir" "$COMPOSE_V2_DIR"
+    rm -rf "$work"
+    compose_v2_cached || die "compose $COMPOSE_V2_VERSION was built but $COMPOSE_V2_BIN does not answer 'version --short' with ${COMPOSE_V2_VERSION#v}"
+    log "compose $COMPOSE_V2_VERSION: built into $COMPOSE_V2_DIR in $((SECONDS - started))s"
+}
+
 # ---------------------------------------------------------------- install
 
 cmd_install() {
@@ -146,13 +246,14 @@ cmd_install() {
     fi
     if [[ ${#missing[@]} -eq 0 ]]; then
         log "all packages already installed"
-        return 0
+    else
+        log "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q || die "apt-get update failed: check the network / apt sources"
+        apt-get install -y -q --no-install-recommends "${missing[@]}" \
+            || die "apt-get install failed for: ${missing[*]}"
     fi
-    log "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q || die "apt-get update failed: check the network / apt sources"
-    apt-get install -y -q --no-install-recommends "${missing[@]}" \
-        || die "apt-get install failed for: ${missing[*]}"
+    build_compose_v2
     log "install done"
 }
 
@@ -193,37 +294,81 @@ ensure_dockerd() {
     die "dockerd not ready after 60s: see $DOCKERD_LOG (another dockerd running? stale /var/run/docker.pid?)"
 }
 
-ensure_deploy_user() {
-    getent group docker >/dev/null || { log "creating group docker"; groupadd --system docker; }
-    if ! id "$DEPLOY_USER" >/dev/null 2>&1; then
-        log "creating deploy user $DEPLOY_USER"
-        useradd -m -s /bin/bash "$DEPLOY_USER"
+# ensure_login_user USER: USER exists, is in group docker and logs in with the deploy key only.
+ensure_login_user() {
+    local user=$1
+    if ! id "$user" >/dev/null 2>&1; then
+        log "creating deploy user $user"
+        useradd -m -s /bin/bash "$user"
     fi
     # A fresh useradd account is locked ('!'); sshd (without PAM) refuses locked accounts
     # even for public key logins. '*' = no password login possible, but not locked.
-    if [[ "$(getent shadow "$DEPLOY_USER" | cut -d: -f2)" != "*" ]]; then
-        usermod -p '*' "$DEPLOY_USER"
+    if [[ "$(getent shadow "$user" | cut -d: -f2)" != "*" ]]; then
+        usermod -p '*' "$user"
     fi
-    if [[ " $(id -nG "$DEPLOY_USER") " != *" docker "* ]]; then
-        log "adding $DEPLOY_USER to the docker group"
-        usermod -aG docker "$DEPLOY_USER"
+    if [[ " $(id -nG "$user") " != *" docker "* ]]; then
+        log "adding $user to the docker group"
+        usermod -aG docker "$user"
     fi
 
+    local home ssh_dir
+    home="$(getent passwd "$user" | cut -d: -f6)"
+    [[ -d "$home" ]] || die "home directory '$home' of $user is missing: userdel $user and run up again"
+    ssh_dir="$home/.ssh"
+    install -d -m 0700 -o "$user" -g "$user" "$ssh_dir"
+    if ! cmp -s "$DEPLOY_KEY.pub" "$ssh_dir/authorized_keys" 2>/dev/null; then
+        log "installing authorized_keys for $user"
+        install -m 0600 -o "$user" -g "$user" "$DEPLOY_KEY.pub" "$ssh_dir/authorized_keys"
+    fi
+}
+
+# ensure_deploy_user: the deploy key, the deploy user (compose v2) and V1_USER (compose v1),
+# both logging in with the same key.
+ensure_deploy_user() {
+    getent group docker >/dev/null || { log "creating group docker"; groupadd --system docker; }
+    [[ "$V1_USER" != "$DEPLOY_USER" ]] \
+        || die "MCP_LOCAL_V1_USER must differ from the deploy user '$DEPLOY_USER' (it is the compose v1 user): unset it"
     if [[ ! -s "$DEPLOY_KEY" ]]; then
         log "generating deploy key $DEPLOY_KEY"
         rm -f "$DEPLOY_KEY" "$DEPLOY_KEY.pub"
         ssh-keygen -q -t ed25519 -N '' -C "mcp-local-deploy" -f "$DEPLOY_KEY"
     fi
     chmod 0600 "$DEPLOY_KEY"
+    ensure_login_user "$DEPLOY_USER"
+    ensure_login_user "$V1_USER"
+}
 
-    local home ssh_dir
-    home="$(getent passwd "$DEPLOY_USER" | cut -d: -f6)"
-    [[ -d "$home" ]] || die "home directory '$home' of $DEPLOY_USER is missing: userdel $DEPLOY_USER and run up again"
-    ssh_dir="$home/.ssh"
-    install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$ssh_dir"
-    if ! cmp -s "$DEPLOY_KEY.pub" "$ssh_dir/authorized_keys" 2>/dev/null; then
-        log "installing authorized_keys for $DEPLOY_USER"
-        install -m 0600 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$DEPLOY_KEY.pub" "$ssh_dir/authorized_keys"
+# user_home USER: USER's home directory.
+user_home() {
+    getent passwd "$1" | cut -d: -f6
+}
+
+# ensure_compose_plugins: the deploy user gets the v2 build as its own Docker CLI plugin
+# (~/.docker/cli-plugins/docker-compose: Docker's documented per-user plugin location), put in
+# place with a single mv so that a concurrent `docker compose` sees the old file or the new
+# one. V1_USER gets none, so the scripts' detection falls back to docker-compose v1 for it.
+ensure_compose_plugins() {
+    build_compose_v2
+    local home dir target tmp
+    home="$(user_home "$DEPLOY_USER")"
+    dir="$home/.docker/cli-plugins"
+    target="$dir/docker-compose"
+    if cmp -s "$COMPOSE_V2_BIN" "$target"; then
+        log "compose $COMPOSE_V2_VERSION already installed for $DEPLOY_USER ($target)"
+    else
+        [[ -d "$home/.docker" ]] || install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$home/.docker"
+        [[ -d "$dir" ]] || install -d -m 0755 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$dir"
+        tmp="$(mktemp "$dir/.docker-compose.XXXXXX")"
+        cp "$COMPOSE_V2_BIN" "$tmp"
+        chown "$DEPLOY_USER:$DEPLOY_USER" "$tmp"
+        chmod 0755 "$tmp"
+        mv -f "$tmp" "$target"
+        log "installed compose $COMPOSE_V2_VERSION as the Docker CLI plugin of $DEPLOY_USER: $target"
+    fi
+    target="$(user_home "$V1_USER")/.docker/cli-plugins/docker-compose"
+    if [[ -e "$target" || -L "$target" ]]; then
+        log "removing $target: $V1_USER is the compose v1 user"
+        rm -f "$target"
     fi
 }
 
@@ -235,9 +380,12 @@ ensure_docker_socket() {
         chgrp docker "$sock"
         chmod g+rw "$sock"
     fi
-    runuser -u "$DEPLOY_USER" -- docker info >/dev/null 2>&1 \
-        || die "$DEPLOY_USER cannot run 'docker info': check $sock is group docker (ls -l $sock) and the user is in it (id $DEPLOY_USER)"
-    log "$DEPLOY_USER can use docker"
+    local user
+    for user in "$DEPLOY_USER" "$V1_USER"; do
+        runuser -u "$user" -- docker info >/dev/null 2>&1 \
+            || die "$user cannot run 'docker info': check $sock is group docker (ls -l $sock) and the user is in it (id $user)"
+    done
+    log "$DEPLOY_USER and $V1_USER can use docker"
 }
 
 write_if_changed() { # write_if_changed FILE MODE (content on stdin); returns 0 if changed
@@ -285,7 +433,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
 UsePAM no
-AllowUsers $DEPLOY_USER
+AllowUsers $DEPLOY_USER $V1_USER
 X11Forwarding no
 PrintMotd no
 Subsystem sftp /usr/lib/openssh/sftp-server
@@ -409,8 +557,29 @@ CONFIG
 }
 
 ensure_dirs() {
-    log "preparing $BASE (owned by $DEPLOY_USER)"
+    log "preparing $BASE (owned by $DEPLOY_USER) and $V1_BASE (owned by $V1_USER)"
     install -d -m 0755 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$BASE" "$BASE/mcp" "$BASE/mcp-backups"
+    install -d -m 0755 -o "$V1_USER" -g "$V1_USER" "$V1_BASE"
+}
+
+# ssh_as USER COMMAND: run COMMAND over ssh exactly like a deploy does.
+ssh_as() {
+    ssh -i "$DEPLOY_KEY" -p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=yes \
+        -o UserKnownHostsFile="$KNOWN_HOSTS" -o ConnectTimeout=10 -o LogLevel=ERROR \
+        "$1@$HOST" "$2" </dev/null
+}
+
+# user_compose USER: which compose USER's deploy scripts get, as detected by remote/lib.sh
+# (v2 first): "docker compose 2.40.3", "docker-compose 1.29.2" or "none". Run as root.
+user_compose() {
+    local v
+    if v="$(runuser -u "$1" -- docker compose version --short 2>/dev/null </dev/null)"; then
+        printf 'docker compose %s\n' "$v"
+    elif v="$(runuser -u "$1" -- docker-compose version --short 2>/dev/null </dev/null)"; then
+        printf 'docker-compose %s\n' "$v"
+    else
+        printf 'none\n'
+    fi
 }
 
 check_user_tools() {
@@ -419,9 +588,19 @@ check_user_tools() {
     missing="$(runuser -u "$DEPLOY_USER" -- bash -lc \
         'for t in curl flock tar gzip df docker; do command -v "$t" >/dev/null 2>&1 || printf "%s " "$t"; done')"
     [[ -z "$missing" ]] || die "tools missing for $DEPLOY_USER: $missing- run '$0 install'"
-    runuser -u "$DEPLOY_USER" -- bash -lc 'command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1' \
-        || die "neither 'docker compose' nor 'docker-compose' works for $DEPLOY_USER: run '$0 install'"
-    log "$DEPLOY_USER has curl, flock, tar, gzip, df, docker and compose"
+    # Over ssh, as a deploy sees it.
+    local got
+    got="$(ssh_as "$DEPLOY_USER" 'docker compose version --short' 2>&1)" || true
+    [[ "$got" == "${COMPOSE_V2_VERSION#v}" ]] \
+        || die "$DEPLOY_USER gets '$got' from 'docker compose version --short', not ${COMPOSE_V2_VERSION#v}: check $(user_home "$DEPLOY_USER")/.docker/cli-plugins/docker-compose (run '$0 up' again)"
+    log "$DEPLOY_USER has curl, flock, tar, gzip, df, docker and compose $COMPOSE_V2_VERSION (docker compose)"
+    # shellcheck disable=SC2016 # expanded by the v1 user's shell
+    got="$(ssh_as "$V1_USER" 'if docker compose version >/dev/null 2>&1; then echo "docker compose $(docker compose version --short)"; else echo "docker-compose $(docker-compose version --short 2>&1)"; fi' 2>&1)" || true
+    if [[ "$got" == "docker-compose 1."* ]]; then
+        log "$V1_USER gets compose v1: $got"
+    else
+        log "WARNING: $V1_USER should get docker-compose v1 but gets '$got': the compose v1 tests will fail (a system-wide compose plugin in /usr/local/lib/docker/cli-plugins or /usr/libexec/docker/cli-plugins? apt-get install docker-compose for v1)"
+    fi
 }
 
 cmd_up() {
@@ -431,11 +610,13 @@ cmd_up() {
     ensure_dockerd
     ensure_deploy_user
     ensure_docker_socket
+    ensure_compose_plugins
     ensure_sshd
     ensure_registry
     ensure_dirs
     check_user_tools
-    log "up: ssh -i $DEPLOY_KEY -p $SSH_PORT $DEPLOY_USER@$HOST (registry $REGISTRY, base $BASE)"
+    log "up: ssh -i $DEPLOY_KEY -p $SSH_PORT $DEPLOY_USER@$HOST (registry $REGISTRY, base $BASE, compose $COMPOSE_V2_VERSION)"
+    log "    compose v1 user: ssh -i $DEPLOY_KEY -p $SSH_PORT $V1_USER@$HOST (base $V1_BASE)"
 }
 
 # ---------------------------------------------------------------- down / status / env
@@ -490,6 +671,24 @@ cmd_status() {
         say "base:     $BASE MISSING"
         all=1
     fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        say "compose:  unknown (run status as root to see which compose each deploy user gets)"
+    elif id "$DEPLOY_USER" >/dev/null 2>&1; then
+        local got
+        got="$(user_compose "$DEPLOY_USER")"
+        if [[ "$got" == "docker compose ${COMPOSE_V2_VERSION#v}" ]]; then
+            say "compose:  $DEPLOY_USER gets $got"
+        else
+            say "compose:  $DEPLOY_USER gets $got, NOT docker compose ${COMPOSE_V2_VERSION#v}"
+            all=1
+        fi
+        if id "$V1_USER" >/dev/null 2>&1; then
+            say "compose:  $V1_USER (compose v1 tests, base $V1_BASE) gets $(user_compose "$V1_USER")"
+        else
+            say "compose:  $V1_USER (compose v1 tests) MISSING"
+            all=1
+        fi
+    fi
     if [[ "$all" -eq 0 ]]; then
         say "status: up"
     else
@@ -517,6 +716,9 @@ cmd_env() {
         "MCP_LOCAL_REGISTRY_USER=$REGISTRY_USER"
         "MCP_LOCAL_REGISTRY_PASSWORD_FILE=$REGISTRY_PASSWORD_FILE"
         "MCP_LOCAL_BASE=$BASE"
+        "MCP_LOCAL_COMPOSE_V2_VERSION=$COMPOSE_V2_VERSION"
+        "MCP_LOCAL_V1_USER=$V1_USER"
+        "MCP_LOCAL_V1_BASE=$V1_BASE"
     )
     local pair
     for pair in "${pairs[@]}"; do

@@ -1,0 +1,189 @@
+"""The remote scripts on both Docker Compose versions they support.
+
+The local server (local/server.sh) gives its deploy user Compose v2 (the `docker compose` CLI
+plugin, built from its Go module, in ~/.docker/cli-plugins) and a second deploy user,
+MCP_LOCAL_V1_USER, no plugin: for that user the scripts' own detection (v2 first) falls back to
+Debian's `docker-compose` v1. Nothing in the scripts is switched for the tests: the same files
+run as one user or the other, and each run's log line `[step] compose: ...` says which compose
+ran; the container names (`project-service-1` for v2, `project_service_1` for v1) confirm it.
+
+Everything else in tests/integration and tests/e2e runs as the deploy user, so on v2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from conftest import (
+    SERVER_SH,
+    create_deploy_target,
+    destroy_deploy_target,
+    parse_env_lines,
+)
+from test_remote_scripts import Remote, one_json_line
+
+if TYPE_CHECKING:  # fixtures come from conftest.py; imported for the annotations only
+    from collections.abc import Iterator
+
+    from conftest import HttpProbe, LocalServer
+
+
+@dataclasses.dataclass(frozen=True)
+class ComposeUser:
+    """A deploy user of the local server and the compose its scripts must detect."""
+
+    server: LocalServer  # ssh as this user, targets under its base dir
+    log_pattern: str  # regex for the version part of the scripts' "compose: ..." log line
+    separator: str  # between project, service and index in the container name
+
+
+@pytest.fixture(scope="session")
+def server_env(local_server: LocalServer) -> dict[str, str]:
+    proc = subprocess.run(
+        ["bash", str(SERVER_SH), "env"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return parse_env_lines(proc.stdout)
+
+
+def _compose_user(local_server: LocalServer, env: dict[str, str], which: str) -> ComposeUser:
+    if which == "v2":
+        version = env["MCP_LOCAL_COMPOSE_V2_VERSION"].removeprefix("v")
+        return ComposeUser(local_server, rf"docker compose {re.escape(version)}", "-")
+    v1_server = dataclasses.replace(
+        local_server, user=env["MCP_LOCAL_V1_USER"], base_dir=Path(env["MCP_LOCAL_V1_BASE"])
+    )
+    return ComposeUser(v1_server, r"docker-compose 1\.\d+\.\d+", "_")
+
+
+def _compose_lines(stderr: str, step: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(f"[{step}] compose: ")]
+
+
+def assert_ran_on(user: ComposeUser, proc: subprocess.CompletedProcess[str], step: str) -> None:
+    """The step logged the compose the user must get, and no other."""
+    lines = _compose_lines(proc.stderr, step)
+    assert lines, f"no '[{step}] compose: ...' line in:\n{proc.stderr}"
+    for line in lines:
+        assert re.fullmatch(rf"\[{step}\] compose: {user.log_pattern}", line), line
+
+
+def test_deploy_user_gets_v2_and_the_v1_user_gets_v1(
+    local_server: LocalServer, server_env: dict[str, str]
+) -> None:
+    """Over ssh, as a deploy sees it: the plugin for the deploy user, v1 for the other."""
+    v2 = server_env["MCP_LOCAL_COMPOSE_V2_VERSION"]
+    proc = local_server.ssh("docker compose version", check=True)
+    assert proc.stdout.strip() == f"Docker Compose version {v2}"
+    v1_server = _compose_user(local_server, server_env, "v1").server
+    proc = v1_server.ssh(
+        "id -un; docker compose version >/dev/null 2>&1; echo $?; docker-compose version --short",
+        check=True,
+    )
+    user, v2_status, v1_version = proc.stdout.split()
+    assert user == server_env["MCP_LOCAL_V1_USER"]
+    assert v2_status != "0", "the v1 user must not see the compose v2 plugin"
+    assert re.fullmatch(r"1\.\d+\.\d+", v1_version), proc.stdout
+
+
+def test_status_reports_each_users_compose(server_env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        ["bash", str(SERVER_SH), "status"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = server_env["MCP_LOCAL_COMPOSE_V2_VERSION"].removeprefix("v")
+    assert f"compose:  {server_env['MCP_LOCAL_USER']} gets docker compose {version}\n" in (
+        proc.stdout
+    )
+    assert re.search(
+        rf"compose:  {server_env['MCP_LOCAL_V1_USER']} .* gets docker-compose 1\.\d+\.\d+\n",
+        proc.stdout,
+    ), proc.stdout
+
+
+def test_install_reuses_the_cached_v2_build(server_env: dict[str, str]) -> None:
+    """The plugin is built once per version: a second install only checks the cache."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(SERVER_SH), "install"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    version = server_env["MCP_LOCAL_COMPOSE_V2_VERSION"]
+    assert f"compose {version}: reusing " in proc.stderr, proc.stderr
+    assert time.monotonic() - started < 60
+
+
+@pytest.fixture(params=["v2", "v1"])
+def compose_remote(
+    request: pytest.FixtureRequest,
+    local_server: LocalServer,
+    server_env: dict[str, str],
+    sample_images: dict[str, str],
+    http: HttpProbe,
+) -> Iterator[tuple[ComposeUser, Remote]]:
+    """A fresh deploy target owned by the user that gets compose `request.param`."""
+    user = _compose_user(local_server, server_env, request.param)
+    target = create_deploy_target(user.server, f"compose-{request.param}")
+    try:
+        remote = Remote(user.server, target, sample_images, http)
+        remote.install_scripts()
+        yield user, remote
+    finally:
+        destroy_deploy_target(user.server, target)
+
+
+def test_deploy_rollback_restore(compose_remote: tuple[ComposeUser, Remote]) -> None:
+    """deploy -> automatic rollback of a crashing image -> upgrade -> manual restore, on the
+    compose the user gets, each step saying which compose it ran."""
+    user, remote = compose_remote
+    t = remote.target
+
+    deploy = remote.deploy(remote.images["v1"])
+    assert deploy.returncode == 0, deploy.stderr
+    assert_ran_on(user, deploy, "deploy")
+    release = remote.release()
+    assert release.returncode == 0, release.stderr
+    assert_ran_on(user, release, "release")
+    assert remote.version() == "v1"
+    cid, _ = remote.container()
+    name = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Name}}", cid], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    s = user.separator
+    assert name == f"/{t.project}{s}{t.service}{s}1", "container not named by this compose"
+    remote.post("kept")
+
+    # Automatic rollback: the crashing image is replaced by v1 again, data kept.
+    assert remote.deploy(remote.images["broken-crash"]).returncode == 0
+    failed = remote.release()
+    assert failed.returncode == 10, failed.stderr
+    assert_ran_on(user, failed, "release")
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("[release] FAILED: ") and remote.images["broken-crash"] in last
+    assert f"ROLLED BACK to {remote.images['v1']}" in last
+    assert remote.version() == "v1"
+    assert remote.data() == "kept\n"
+
+    # Upgrade, then a manual restore of the backup taken before it (v1, data "kept").
+    assert remote.pipeline("v2").returncode == 0
+    before_v2 = remote.last_backup
+    remote.post("only in v2")
+    assert remote.version() == "v2"
+    restore = remote.restore(before_v2)
+    assert restore.returncode == 0, restore.stderr
+    assert_ran_on(user, restore, "restore")
+    result = one_json_line(restore)
+    assert result["restored_backup"] == before_v2 and result["image"] == remote.images["v1"]
+    assert remote.version() == "v1"
+    assert remote.data() == "kept\n"
+    assert remote.leftovers() == []
