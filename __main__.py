@@ -10,8 +10,12 @@ from components.settings import load_settings
 
 settings = load_settings()
 
+# Nothing touches the server before the GitHub side and the image are in place: a refused token
+# or a refused push fails the update while the server still runs what it ran.
+server_waits_for: list[pulumi.Resource] = []
+
 if settings.github is not None:
-    GitHubSetup(
+    github_setup = GitHubSetup(
         "github",
         GitHubSetupArgs(
             github=settings.github,
@@ -20,11 +24,14 @@ if settings.github is not None:
             slack_webhook_url=settings.slack_webhook_url,
         ),
     )
+    server_waits_for.append(github_setup)
 
 # A restore redeploys what the backup's manifest names, so it needs no image.
-image_ref: pulumi.Input[str] = (
-    "" if settings.is_restore else AppImage("app", settings.image).reference
-)
+image_ref: pulumi.Input[str] = ""
+if not settings.is_restore:
+    app_image = AppImage("app", settings.image)
+    image_ref = app_image.reference
+    server_waits_for.append(app_image)
 
 server = ServerDeployment(
     "server",
@@ -37,6 +44,7 @@ server = ServerDeployment(
         env_file_content=settings.env_file_content,
         restore_backup=settings.restore_backup,
     ),
+    opts=pulumi.ResourceOptions(depends_on=server_waits_for),
 )
 
 if settings.slack_webhook_url is not None:

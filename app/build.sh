@@ -12,6 +12,13 @@
 #
 # prints the sha256 of the app sources; every image carries it as the label
 # mcp.sample.source-sha256 so callers can tell whether a pushed tag is up to date.
+#
+#   app/build.sh --context DIR
+#
+# only writes the Docker build context into DIR (the static binary and the Dockerfile), for a
+# builder other than this script: the Pulumi program's `mcp:image.prepare` step, before
+# pulumi-docker builds and pushes the image. The binary is reproducible (-trimpath, same Go):
+# unchanged sources give a byte-identical context, so Pulumi sees no change and builds nothing.
 set -euo pipefail
 
 APP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +30,7 @@ usage() {
     cat <<USAGE
 usage: $(basename "$0") VERSION MODE IMAGE_REF [--push]
        $(basename "$0") --source-hash
+       $(basename "$0") --context DIR
 
 Build the sample app (Go, static, FROM scratch) as IMAGE_REF.
   VERSION    version reported by /api/v1/health (e.g. v1)
@@ -30,6 +38,7 @@ Build the sample app (Go, static, FROM scratch) as IMAGE_REF.
   IMAGE_REF  image reference (e.g. 127.0.0.1:5000/mcp/app:v1)
   --push     docker push IMAGE_REF after the build
   --source-hash  print the sha256 of the sources (image label mcp.sample.source-sha256)
+  --context DIR  only write the build context (binary + Dockerfile) into DIR, build no image
 
 Example: $(basename "$0") v1 ok 127.0.0.1:5000/mcp/app:v1 --push
 USAGE
@@ -50,6 +59,37 @@ if [[ $# -eq 1 && "$1" == "--source-hash" ]]; then
     source_hash
     exit 0
 fi
+need_go() {
+    command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
+    command -v go >/dev/null 2>&1 || die "go not found: install Go (https://go.dev/dl/) or put it on PATH"
+}
+
+# compile_into DIR: the static binary the Dockerfile copies (mcp-sample-app), and the Dockerfile.
+compile_into() {
+    log "compiling static binary (go $(go env GOVERSION))"
+    (
+        cd "$APP_DIR"
+        CGO_ENABLED=0 GOOS=linux GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+            go build -trimpath -ldflags='-s -w' -o "$1/mcp-sample-app" .
+    ) || die "go build failed (see the compiler output above)"
+    install -m 0644 "$APP_DIR/Dockerfile" "$1/Dockerfile"
+}
+
+if [[ $# -ge 1 && "$1" == "--context" ]]; then
+    [[ $# -eq 2 && -n "$2" ]] || { usage >&2; die "--context needs one directory, e.g. --context .build/app-context"; }
+    need_go
+    target="$2"
+    staging="$target.tmp.$$"
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    trap 'rm -rf "$staging"' EXIT
+    compile_into "$staging"
+    rm -rf "$target"
+    mv "$staging" "$target"
+    log "build context ready in $target"
+    exit 0
+fi
+
 if [[ $# -lt 3 || $# -gt 4 ]]; then
     usage >&2
     exit 2
@@ -73,21 +113,14 @@ esac
 [[ "$IMAGE_REF" =~ ^[a-z0-9][A-Za-z0-9._:/@-]*$ ]] \
     || die "invalid IMAGE_REF '$IMAGE_REF' (e.g. 127.0.0.1:5000/mcp/app:v1)"
 
-command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
-command -v go >/dev/null 2>&1 || die "go not found: install Go (https://go.dev/dl/) or put it on PATH"
+need_go
 command -v docker >/dev/null 2>&1 || die "docker not found: run 'local/server.sh install'"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker engine: run 'local/server.sh up' (or start dockerd)"
 
 CONTEXT="$(mktemp -d)"
 trap 'rm -rf "$CONTEXT"' EXIT
 
-log "compiling static binary (go $(go env GOVERSION))"
-(
-    cd "$APP_DIR"
-    CGO_ENABLED=0 GOOS=linux GOFLAGS=-mod=mod GOTOOLCHAIN=local \
-        go build -trimpath -ldflags='-s -w' -o "$CONTEXT/mcp-sample-app" .
-) || die "go build failed (see the compiler output above)"
-cp "$APP_DIR/Dockerfile" "$CONTEXT/Dockerfile"
+compile_into "$CONTEXT"
 
 log "building image $IMAGE_REF (version=$VERSION mode=$MODE)"
 docker build --quiet \

@@ -3,14 +3,70 @@
 When `image.build` is false (a rollback to an existing tag, or the local stack), nothing is built
 or pushed: the component only names the existing tag, so a redeploy of an earlier image can never
 rebuild it from today's sources.
+
+`image.prepare` (optional) is a command run on this machine before the build, every time the
+program runs (`preview` too: pulumi-docker hashes the build context to decide whether anything
+changed). It writes the build context, e.g. the static binary of a `FROM scratch` Dockerfile, so
+that the build pulls no base image. It must be reproducible: the same sources must give the same
+files, or every `pulumi up` would rebuild.
 """
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pulumi
 import pulumi_docker as docker
+from pulumi_command import local
 
 from components.settings import ImageSettings
+
+PREPARE_TIMEOUT_S = 600
+LOOPBACK_HOSTS = ("localhost", "[::1]")
+
+
+def registry_api_address(registry: str) -> str:
+    """The registry's address for the `latest` push's digest lookup (the bridged
+    `docker.RegistryImage` speaks HTTPS unless told `http://`). Docker's own rule: a registry on
+    loopback (127.0.0.0/8, localhost, ::1) is plain HTTP, like the local stand-in for GHCR;
+    every other one is HTTPS."""
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        return f"http://{registry}"
+    return registry
+
+
+def run_prepare(command: tuple[str, ...], context: str, dockerfile: str) -> None:
+    """Runs `image.prepare` and checks it left `<context>/<dockerfile>`; fails naming both."""
+    shown = " ".join(command)
+    try:
+        proc = subprocess.run(
+            list(command),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=PREPARE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise pulumi.RunError(f"mcp:image.prepare `{shown}` could not run: {exc}") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+        raise pulumi.RunError(
+            f"mcp:image.prepare `{shown}` exited {proc.returncode}; nothing was built or "
+            f"deployed. Its output:\n{tail}"
+        )
+    if not (Path(context) / dockerfile).is_file():
+        raise pulumi.RunError(
+            f"mcp:image.prepare `{shown}` succeeded but {dockerfile!r} is not in "
+            f"{context!r} (mcp:image.context): make the command write the build context there"
+        )
+
+
+# Run by `up` before the build: a docker login with the push credentials that fails naming the
+# registry (relative to the Pulumi project, where the engine runs local commands).
+PUSH_LOGIN_CHECK = "bash components/scripts/push-login-check.sh"
 
 
 def digest_pinned(tagged_reference: str, repo_digest: str) -> str:
@@ -38,10 +94,25 @@ class AppImage(pulumi.ComponentResource):
         self.register_outputs({"reference": self.reference})
 
     def _build_and_push(self, name: str, settings: ImageSettings) -> pulumi.Output[str]:
+        if settings.prepare:
+            run_prepare(settings.prepare, settings.context, settings.dockerfile)
+        push_user, push_password = settings.push_user, settings.push_password
+        build_waits_for: list[pulumi.Resource] = []
+        if push_user and push_password is not None:
+            self.push_login = local.Command(
+                f"{name}-push-login",
+                create=PUSH_LOGIN_CHECK,
+                environment={"MCP_REGISTRY": settings.registry, "MCP_PUSH_USER": push_user},
+                stdin=push_password,
+                # Checked again for every new image: a token may have expired since.
+                triggers=[settings.reference],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            build_waits_for.append(self.push_login)
         registry = docker.RegistryArgs(
             server=settings.registry,
-            username=settings.push_user,
-            password=settings.push_password,
+            username=push_user,
+            password=push_password,
         )
         image = docker.Image(
             f"{name}-build",
@@ -53,7 +124,7 @@ class AppImage(pulumi.ComponentResource):
                 args={"VERSION": settings.tag},
             ),
             registry=registry,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=build_waits_for),
         )
         latest = docker.Tag(
             f"{name}-tag-latest",
@@ -62,11 +133,11 @@ class AppImage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         auth = None
-        if settings.push_user and settings.push_password is not None:
+        if push_user and push_password is not None:
             auth = docker.RegistryImageAuthConfigArgs(
-                address=settings.registry,
-                username=settings.push_user,
-                password=settings.push_password,
+                address=registry_api_address(settings.registry),
+                username=push_user,
+                password=push_password,
             )
         docker.RegistryImage(
             f"{name}-push-latest",

@@ -174,6 +174,9 @@ class ImageSettings:
     pull_password: pulumi.Output[str] | None
     push_user: str | None
     push_password: pulumi.Output[str] | None
+    # A command (argv, run from the project directory) that writes the build context before the
+    # build, e.g. compiling a static binary for a FROM-scratch Dockerfile; () when not needed.
+    prepare: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -201,6 +204,9 @@ class GitHubSettings:
     # Migration from the original pipeline only: copy the deploy key, host, user and deploy
     # dir into HOSTINGER_* repository secrets, which no workflow of this project reads.
     legacy_secrets: bool = False
+    # The GitHub REST API's base URL; None for api.github.com (GitHub Enterprise Server, or the
+    # loopback test double of the e2e tests).
+    api_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -778,7 +784,22 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
     )
     context = str(reader.field(obj, "image", "context", ".", default="."))
     dockerfile = str(reader.field(obj, "image", "dockerfile", "Dockerfile", default="Dockerfile"))
-    if build and not restore:  # a restore builds nothing
+    prepare_raw = (obj or {}).get("prepare")
+    prepare: tuple[str, ...] = ()
+    if prepare_raw is not None:
+        if (
+            isinstance(prepare_raw, list)
+            and prepare_raw
+            and all(isinstance(word, str) and word for word in prepare_raw)
+        ):
+            prepare = tuple(prepare_raw)
+        else:
+            reader.problem(
+                "image.prepare",
+                f"must be a command as a non-empty list of strings, got {prepare_raw!r}",
+                '["bash", "app/build.sh", "--context", ".build/app-context"]',
+            )
+    if build and not restore and not prepare:  # a restore builds nothing; prepare makes context
         if not Path(context).is_dir():
             reader.problem("image.context", f"directory {context!r} does not exist", "app")
         elif not (Path(context) / dockerfile).is_file():
@@ -830,6 +851,7 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
         pull_password=pull_password,
         push_user=str(push_user) if push_user is not None else None,
         push_password=push_password,
+        prepare=prepare,
     )
 
 
@@ -900,6 +922,15 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
         "github.legacySecrets",
         "false",
     )
+    api_url = reader.field(obj, "github", "apiUrl", "https://github.example.com/", required=False)
+    if api_url is not None:
+        api_url = reader.string(
+            api_url,
+            "github.apiUrl",
+            _url,
+            "must be the http(s) base URL of a GitHub API (omit it for api.github.com)",
+            "https://github.example.com/",
+        )
     return GitHubSettings(
         owner,
         repository,
@@ -909,4 +940,5 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
         wait,
         pulumi_backend_url=backend_url,
         legacy_secrets=legacy,
+        api_url=api_url,
     )

@@ -7,6 +7,7 @@ password), and the CLI calls a user would type. Nothing here re-implements the d
 `pulumi up` runs the program in `__main__.py`.
 
     .venv/bin/python -m local.stack configure --stack local --tag v1   # used by local/demo.sh
+    .venv/bin/python -m local.stack configure --stack local --tag c0ffee1 --build  # build mode
 """
 
 from __future__ import annotations
@@ -29,6 +30,25 @@ TEMPLATE = ROOT / "local" / "stack-template.yaml"
 PULUMI_ENV_SH = ROOT / "tools" / "pulumi-env.sh"
 SERVER_SH = ROOT / "local" / "server.sh"
 DEMO_ENV_FILE = "APP_SECRET=local-demo-secret\n"
+# `configure --build`: the program builds app/ with pulumi-docker and pushes it (tag + latest) to
+# a repository of its own in the local registry, then deploys it digest-pinned, like production.
+BUILD_CONTEXT = ".build/app-context"
+BUILD_REPOSITORY = "mcp/app-built"
+
+
+def build_mode_config(registry_user: str) -> dict[str, Any]:
+    """`mcp:image` for build mode: `app/build.sh --context` writes the static binary the
+    `FROM scratch` Dockerfile copies (nothing is pulled), pulumi-docker builds and pushes."""
+    return {
+        "mcp:image": {
+            "repository": BUILD_REPOSITORY,
+            "build": True,
+            "context": BUILD_CONTEXT,
+            "dockerfile": "Dockerfile",
+            "prepare": ["bash", "app/build.sh", "--context", BUILD_CONTEXT],
+            "pushUser": registry_user,
+        }
+    }
 
 
 class PulumiCommandError(RuntimeError):
@@ -293,6 +313,12 @@ def main(argv: list[str]) -> int:
     configure = sub.add_parser("configure", help="create or update a stack for the local server")
     configure.add_argument("--stack", default="local")
     configure.add_argument("--tag", required=True, help="image tag to deploy, e.g. v1")
+    configure.add_argument(
+        "--build",
+        action="store_true",
+        help=f"build app/ and push it to {BUILD_REPOSITORY} (tag + latest) instead of deploying "
+        "an existing tag",
+    )
     args = parser.parse_args(argv)
 
     stack = PulumiStack(args.stack, env=dict(os.environ))
@@ -305,8 +331,22 @@ def main(argv: list[str]) -> int:
     else:
         print(f"[stack] updating {stack.stack_file.name}", file=sys.stderr)
         stack.ensure_in_backend()
-    stack.set_machine_values(MachineValues.from_server_env(local_server_env()), image_tag=args.tag)
-    print(f"[stack] stack {args.stack} configured for tag {args.tag}", file=sys.stderr)
+    values = MachineValues.from_server_env(local_server_env())
+    stack.set_machine_values(values, image_tag=args.tag)
+    if args.build:
+        image = build_mode_config(values.registry_user)["mcp:image"]
+        for key, value in image.items():
+            if isinstance(value, list):
+                for index, word in enumerate(value):
+                    stack.set_config(f"mcp:image.{key}[{index}]", word)
+            else:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                stack.set_config(f"mcp:image.{key}", text)
+        stack.set_config("mcp:registryPushPassword", values.registry_password, secret=True)
+    else:
+        stack.set_config("mcp:image.build", "false")
+    mode = "build and push" if args.build else "deploy an existing image"
+    print(f"[stack] stack {args.stack} configured for tag {args.tag} ({mode})", file=sys.stderr)
     return 0
 
 
