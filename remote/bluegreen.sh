@@ -124,11 +124,16 @@ bg_in_colour() {
 # one volume per colour project, and the data would not be shared). Sets BG_ERROR.
 bg_check_compose() {
     local file=$1 config unnamed sum stamp="$BG_PROXY_DIR/compose-checked"
-    sum=$(sha256sum -- "$file" | cut -d' ' -f1)
+    # The stamp names the check's version: a file passed by an older check is checked again.
+    sum="$(sha256sum -- "$file" | cut -d' ' -f1) volume-names-2"
     if [[ -f $stamp && $(cat -- "$stamp" 2>/dev/null) == "$sum" ]]; then
         return 0 # this very file passed before (compose v1 takes ~1 s to print its config)
     fi
-    if ! config=$(compose_cmd "$file" config 2>&1 </dev/null); then
+    # Under a probe project name: compose v2 prints every volume with a `name:`, the implicit
+    # ones as <project>_<volume>, where v1 prints none; so an implicit name is recognised by
+    # the probe's prefix, which no compose file names a volume with.
+    local probe="$PROJECT-volume-probe"
+    if ! config=$(PROJECT=$probe compose_cmd "$file" config 2>&1 </dev/null); then
         BG_ERROR="compose config failed for $file: ${config:0:500}"
         return 1
     fi
@@ -136,11 +141,12 @@ bg_check_compose() {
         BG_ERROR="$file sets container_name: blue and green cannot both run; remove it (the scripts name the projects $BG_BASE_PROJECT-blue / -green)"
         return 1
     fi
-    unnamed=$(awk '
+    unnamed=$(awk -v implicit="${probe}_" '
         /^volumes:/ { inside = 1; next }
         /^[^ ]/ { if (inside && vol != "" && !ok) print vol; inside = 0; vol = "" }
         inside && /^  [^ ]/ { if (vol != "" && !ok) print vol; vol = $1; sub(/:.*/, "", vol); ok = 0; next }
-        inside && /^    (name|external):/ { ok = 1 }
+        inside && /^    external:/ { ok = 1 }
+        inside && /^    name:/ { n = $2; gsub(/["\047]/, "", n); if (n != implicit vol) ok = 1 }
         END { if (inside && vol != "" && !ok) print vol }
     ' <<<"$config" | tr '\n' ' ')
     if [[ -n ${unnamed// /} ]]; then

@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import (
+    SAMPLE_COMPOSE,
     SERVER_SH,
     create_deploy_target,
     destroy_deploy_target,
+    free_port,
     parse_env_lines,
 )
-from test_remote_scripts import Remote, one_json_line
+from test_remote_scripts import Remote, one_json_line, q
+from test_zero_downtime import BlueGreen, remove_blue_green
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; imported for the annotations only
     from collections.abc import Iterator
@@ -187,3 +190,84 @@ def test_deploy_rollback_restore(compose_remote: tuple[ComposeUser, Remote]) -> 
     assert remote.version() == "v1"
     assert remote.data() == "kept\n"
     assert remote.leftovers() == []
+
+
+@pytest.fixture(params=["v2", "v1"])
+def compose_bg(
+    request: pytest.FixtureRequest,
+    local_server: LocalServer,
+    server_env: dict[str, str],
+    sample_images: dict[str, str],
+    proxy_image: str,
+    http: HttpProbe,
+) -> Iterator[tuple[ComposeUser, BlueGreen]]:
+    """A fresh blue-green deploy target owned by the user that gets compose `request.param`."""
+    user = _compose_user(local_server, server_env, request.param)
+    target = create_deploy_target(user.server, f"compose-bg-{request.param}")
+    try:
+        remote = BlueGreen(
+            user.server,
+            target,
+            sample_images,
+            http,
+            proxy_image=proxy_image,
+            colour_ports=(free_port(), free_port()),
+        )
+        remote.install_scripts()
+        yield user, remote
+    finally:
+        remove_blue_green(target)
+        destroy_deploy_target(user.server, target)
+
+
+def _with_volume(volume_spec: str) -> str:
+    """The sample compose file plus a named volume `cache` declared as `volume_spec`."""
+    text = SAMPLE_COMPOSE.read_text().replace(
+        "      - ./data:/data\n", "      - ./data:/data\n      - cache:/cache\n"
+    )
+    assert "cache:/cache" in text
+    return f"{text}\nvolumes:\n  cache:{volume_spec}\n"
+
+
+def test_blue_green_refuses_a_volume_without_a_name(
+    compose_bg: tuple[ComposeUser, BlueGreen],
+) -> None:
+    """Each colour is its own compose project: a named volume without `name:` would be one
+    empty volume per colour. v2's `config` prints an implicit name for every volume (v1 none):
+    the check must still see that it is implicit, and accept an explicit one."""
+    user, bg = compose_bg
+    t = bg.target
+    compose = t.deploy_dir / t.compose_file
+
+    bg.server.ssh(f"cat > {q(compose)}", input=_with_volume(""), check=True)
+    assert bg.deploy(bg.images["v1"]).returncode == 0
+    refused = bg.release()
+    assert refused.returncode == 10, refused.stderr
+    assert_ran_on(user, refused, "release")
+    assert "named volume(s) cache in " in refused.stderr
+    assert "have no explicit 'name:'" in refused.stderr
+    assert bg.running(f"{t.project}-blue") == [] and bg.running(f"{t.project}-green") == []
+
+    shared = f"{t.project}_cache"
+    try:
+        bg.server.ssh(
+            f"rm -f {q(t.deploy_dir / '.deploy' / 'staged' / t.compose_file)} && "
+            f"cat > {q(compose)}",
+            input=_with_volume(f"\n    name: {shared}"),
+            check=True,
+        )
+        assert bg.deploy(bg.images["v1"]).returncode == 0
+        accepted = bg.release()
+        assert accepted.returncode == 0, accepted.stderr
+        assert_ran_on(user, accepted, "release")
+        assert bg.version() == "v1" and bg.live_colour() == "blue"
+        mounts = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"name={t.project}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert mounts == [shared], "only the explicitly named volume, none per colour"
+    finally:
+        remove_blue_green(t)
+        subprocess.run(["docker", "volume", "rm", "-f", shared], capture_output=True, check=False)
