@@ -3,6 +3,11 @@
 # dedicated deploy user, and a password-protected registry standing in for GHCR.
 # Everything listens on loopback only. Run as root.
 #
+# Compose: the deploy user gets Compose v2 (the `docker compose` CLI plugin, built from its Go
+# module and cached by version); a second deploy user (MCP_LOCAL_V1_USER, same key) has no
+# plugin, so the remote scripts' detection gives it Debian's docker-compose v1: the compose v1
+# tests run as that user (tests/integration/test_compose_versions.py).
+#
 #   local/server.sh install   apt-get install the Debian packages it needs (if missing), and
 #                             build the Docker Compose v2 CLI plugin (once, cached by version)
 #   local/server.sh up        start / verify everything (idempotent)
