@@ -76,8 +76,12 @@ class GitHubSetup(pulumi.ComponentResource):
         super().__init__("mcp:deploy:GitHub", name, None, opts)
         settings = args.github
         # The token comes from the GITHUB_TOKEN environment variable (an admin token: see README).
+        # `mcp:github.apiUrl` points the provider at another API (GHES, or the e2e tests' double).
         self.provider = github.Provider(
-            f"{name}-provider", owner=settings.owner, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-provider",
+            owner=settings.owner,
+            base_url=settings.api_url,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
 

@@ -1,0 +1,188 @@
+"""The GitHub side through the real `pulumi-resource-github` plugin, against a test double of
+GitHub's REST API on loopback (`tests/e2e/github_standin.py`, the provider's `base_url` through
+`mcp:github.apiUrl`).
+
+The double decrypts what the provider sealed to its public key, so a test compares the secret
+values GitHub would store with the stack's. The Slack webhook (`mcp:slackWebhookUrl`, the
+repository secret `SLACK_WEBHOOK_URL`) points at an HTTPS sink on loopback as well
+(`tests/e2e/webhook_sink.py`), which receives the program's success message.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.e2e.github_standin import GitHubStandIn
+from tests.e2e.pulumi_output import changed_resources, summary_changes
+from tests.e2e.webhook_sink import WebhookSink
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import E2EStack
+
+OWNER, REPOSITORY = "feustey-e2e", "mcp"
+REVIEWER_ID = 1234567
+BACKEND_URL = "s3://mcp-pulumi-state/e2e"
+
+
+@pytest.fixture
+def github_api() -> Iterator[GitHubStandIn]:
+    standin = GitHubStandIn(OWNER, REPOSITORY, token=f"ghp_e2e{secrets.token_hex(16)}").start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def slack(tmp_path: Path) -> Iterator[WebhookSink]:
+    sink = WebhookSink(tmp_path).start()
+    yield sink
+    sink.stop()
+
+
+def webhook(slack: WebhookSink) -> str:
+    return slack.url(f"/services/T0E2E/B0E2E/{secrets.token_hex(12)}")
+
+
+def make_github_stack(
+    make_stack: Callable[..., E2EStack],
+    github_api: GitHubStandIn,
+    slack: WebhookSink,
+    name: str,
+    *,
+    repository: str = REPOSITORY,
+    token: str | None = None,
+) -> tuple[E2EStack, str]:
+    """A stack deploying v1 with the GitHub component aimed at the double; its webhook URL."""
+    e2e = make_stack(
+        name,
+        config={
+            "mcp:github": {
+                "owner": OWNER,
+                "repository": repository,
+                "apiUrl": github_api.base_url,
+                "reviewerUserIds": [REVIEWER_ID],
+                "pulumiBackendUrl": BACKEND_URL,
+            },
+        },
+    )
+    url = webhook(slack)
+    e2e.stack.set_config("mcp:slackWebhookUrl", url, secret=True)
+    e2e.stack.env["GITHUB_TOKEN"] = token or github_api.token
+    e2e.stack.env["CURL_CA_BUNDLE"] = str(slack.ca_bundle)
+    e2e.secret_values += [url, github_api.token]
+    return e2e, url
+
+
+def assert_no_plain_secret(e2e: E2EStack) -> None:
+    export = e2e.stack.export()
+    for value in e2e.secret_values:
+        assert value not in export, "a secret is in the stack state in plain text"
+        for text in e2e.stack.log:
+            assert value not in text, "a secret is in the pulumi output in plain text"
+
+
+def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_changed(
+    make_stack: Callable[..., E2EStack], github_api: GitHubStandIn, slack: WebhookSink
+) -> None:
+    e2e, url = make_github_stack(make_stack, github_api, slack, "github")
+
+    # Preview: the plan, and nothing written on GitHub (the provider only looks the owner up).
+    preview = e2e.stack.preview()
+    planned = changed_resources(preview.stdout)
+    for resource in (
+        "github-secret-slack-webhook-url",
+        "github-variable-pulumi-backend-url",
+        "github-environment",
+        "github-environment-main-only",
+    ):
+        assert f"+ {resource}" in planned, preview.stdout
+    assert github_api.writes() == []
+    assert not (e2e.target.deploy_dir / ".deploy").exists()
+
+    # Up: exactly what the program declares, with the secret sealed to the repository's key.
+    e2e.up()
+    assert sorted(github_api.secrets) == ["SLACK_WEBHOOK_URL"]
+    assert github_api.decrypt("SLACK_WEBHOOK_URL") == url
+    assert url not in github_api.secrets["SLACK_WEBHOOK_URL"].encrypted_value
+    assert {name: v["value"] for name, v in github_api.variables.items()} == {
+        "PULUMI_BACKEND_URL": BACKEND_URL
+    }
+    assert sorted(github_api.environments) == ["production"]
+    production = github_api.environments["production"]
+    assert production.branch_policy == {"protected_branches": False, "custom_branch_policies": True}
+    assert list(production.policies.values()) == [{"name": "main", "type": "branch"}]
+    assert production.reviewers == [{"type": "User", "id": REVIEWER_ID}]
+    assert production.can_admins_bypass is False
+    assert github_api.unhandled == []
+    assert len(slack.posts) == 1 and "Deployment to Hostinger: success" in slack.posts[0].body
+    history = e2e.history_log()
+
+    # A second up: nothing written on GitHub, nothing run on the server, no new message.
+    writes_before = len(github_api.writes())
+    proc = e2e.up()
+    assert summary_changes(proc.stdout) == [], proc.stdout
+    assert len(github_api.writes()) == writes_before
+    assert e2e.history_log() == history
+    assert len(slack.posts) == 1
+
+    # A rotated webhook: exactly that secret is written again, with the new value.
+    rotated = webhook(slack)
+    e2e.secret_values.append(rotated)
+    e2e.stack.set_config("mcp:slackWebhookUrl", rotated, secret=True)
+    e2e.up()
+    new_writes = github_api.writes()[writes_before:]
+    secret_path = f"/api/v3/repos/{OWNER}/{REPOSITORY}/actions/secrets/SLACK_WEBHOOK_URL"
+    assert [(w.method, w.path) for w in new_writes] == [("PUT", secret_path)], new_writes
+    assert github_api.decrypt("SLACK_WEBHOOK_URL") == rotated
+    assert sorted(github_api.secrets) == ["SLACK_WEBHOOK_URL"]
+    assert e2e.history_log() == history, "rotating a GitHub secret ran a step on the server"
+    # The notification's input (the webhook) changed, so the last message goes to the new one.
+    assert [post.path for post in slack.posts] == [urlsplit(url).path, urlsplit(rotated).path]
+    assert github_api.unhandled == []
+
+    assert_no_plain_secret(e2e)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("bad-token", ["401", "Bad credentials", f"/orgs/{OWNER}"]),
+        ("missing-repository", ["404", f"/repos/{OWNER}/no-such-repo"]),
+    ],
+)
+def test_an_api_error_fails_clearly_and_touches_nothing(
+    make_stack: Callable[..., E2EStack],
+    github_api: GitHubStandIn,
+    slack: WebhookSink,
+    case: str,
+    expected: list[str],
+) -> None:
+    e2e, _ = make_github_stack(
+        make_stack,
+        github_api,
+        slack,
+        case,
+        repository="no-such-repo" if case == "missing-repository" else REPOSITORY,
+        token=f"ghp_revoked{secrets.token_hex(16)}" if case == "bad-token" else None,
+    )
+
+    proc = e2e.up(check=False)
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    for fragment in expected:
+        assert fragment in output, output
+    assert github_api.secrets == {} and github_api.environments == {}
+    assert github_api.variables == {}
+    assert not (e2e.target.deploy_dir / ".deploy").exists(), "the server was touched"
+    assert list(e2e.target.backup_dir.iterdir()) == []
+    assert slack.posts == []
+    outputs = json.loads(e2e.stack.run("stack", "output", "--json").stdout or "{}")
+    assert outputs == {}
+    assert_no_plain_secret(e2e)

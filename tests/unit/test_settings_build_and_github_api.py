@@ -1,0 +1,77 @@
+"""`mcp:image.prepare` (the command that writes the build context) and `mcp:github.apiUrl`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest import ProgramRun, TestKeys, base_config
+from tests.unit.test_settings import load, problems_for, with_field
+
+
+def test_prepare_is_a_command_and_the_context_may_not_exist_yet(test_keys: TestKeys) -> None:
+    config = with_field(base_config(test_keys), "image", "context", "/nonexistent/.build/ctx")
+    config = with_field(config, "image", "prepare", ["bash", "app/build.sh", "--context", "x"])
+    settings = load(config)
+    assert settings.image.prepare == ("bash", "app/build.sh", "--context", "x")
+    assert settings.image.context == "/nonexistent/.build/ctx"
+
+
+def test_without_prepare_a_missing_context_is_refused(test_keys: TestKeys) -> None:
+    config = with_field(base_config(test_keys), "image", "context", "/nonexistent/.build/ctx")
+    assert any(p.startswith("mcp:image.context:") for p in problems_for(config))
+    assert load(base_config(test_keys)).image.prepare == ()
+
+
+@pytest.mark.parametrize("prepare", ["bash app/build.sh", [], ["bash", ""], ["bash", 3]])
+def test_a_prepare_that_is_not_a_list_of_words_is_refused(
+    test_keys: TestKeys, prepare: Any
+) -> None:
+    config = with_field(base_config(test_keys), "image", "prepare", prepare)
+    problems = problems_for(config)
+    assert any(p.startswith("mcp:image.prepare: must be a command") for p in problems), problems
+
+
+def test_github_api_url_defaults_to_github_and_is_validated(test_keys: TestKeys) -> None:
+    github = load(base_config(test_keys)).github
+    assert github is not None and github.api_url is None
+    config = with_field(base_config(test_keys), "github", "apiUrl", "http://127.0.0.1:9999/")
+    github = load(config).github
+    assert github is not None and github.api_url == "http://127.0.0.1:9999/"
+    for bad in ("127.0.0.1:9999", "ftp://github.example.com/", "https://x y/"):
+        config = with_field(base_config(test_keys), "github", "apiUrl", bad)
+        assert any(p.startswith("mcp:github.apiUrl:") for p in problems_for(config)), bad
+
+
+def test_the_push_login_is_checked_before_the_build(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    config = with_field(base_config(test_keys), "image", "pushUser", "feustey")
+    config["registryPushPassword"] = "push-token-value"
+    run = run_program(config)
+    login = run.get("app-push-login")
+    assert login.inputs["create"] == "bash components/scripts/push-login-check.sh"
+    assert login.inputs["environment"] == {"MCP_REGISTRY": "ghcr.io", "MCP_PUSH_USER": "feustey"}
+    assert "stdin" in login.secret_paths()
+    assert "push-token-value" not in login.inputs["create"]
+    assert run.depends_on("app-build", "app-push-login")
+
+
+def test_without_push_credentials_there_is_no_login_step(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    run = run_program(base_config(test_keys))
+    assert "app-push-login" not in run.registered
+    assert run.of_type("docker:index/image:Image")
+
+
+def test_the_github_provider_takes_the_api_url(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    config = with_field(base_config(test_keys), "github", "apiUrl", "http://127.0.0.1:9999/")
+    (provider,) = run_program(config).of_type("pulumi:providers:github")
+    assert provider.inputs["baseUrl"] == "http://127.0.0.1:9999/"
+    (default,) = run_program(base_config(test_keys)).of_type("pulumi:providers:github")
+    assert default.inputs.get("baseUrl", "https://api.github.com/") == "https://api.github.com/"
