@@ -252,20 +252,21 @@ build_github() {
     -o '$work/out/github/pulumi-resource-github' ./cmd/pulumi-resource-github"
 }
 
-# PART VERSION BUILDER DESCRIPTION [FILES to seed from the previous layout]
+# PART VERSION BUILDER LABEL NOTE FILES-to-seed-from-the-previous-layout|-   ('~' is a space)
 PARTS=(
-  "cli $PULUMI_VERSION build_cli the-pulumi-CLI-from-the-Go-module-proxy~(cold:~6~min) bin/pulumi"
-  "language-python $PULUMI_VERSION build_language_python pulumi-language-python~(~1~min) bin/pulumi-language-python bin/pulumi-language-python-exec"
-  "command $COMMAND_PLUGIN_VERSION build_command pulumi-resource-command~(cold:~3~min) plugin-src/pulumi-resource-command"
-  "docker $DOCKER_PLUGIN_VERSION build_docker pulumi-resource-docker~(cold:~6~min,~1.4~GB~memory) -"
-  "github $GITHUB_PLUGIN_VERSION build_github pulumi-resource-github~(cold:~2~min) -"
+  "cli $PULUMI_VERSION build_cli the~pulumi~CLI (from~the~Go~module~proxy;~cold:~6~min) bin/pulumi"
+  "language-python $PULUMI_VERSION build_language_python pulumi-language-python (~1~min) bin/pulumi-language-python bin/pulumi-language-python-exec"
+  "command $COMMAND_PLUGIN_VERSION build_command pulumi-resource-command (cold:~3~min) plugin-src/pulumi-resource-command"
+  "docker $DOCKER_PLUGIN_VERSION build_docker pulumi-resource-docker (cold:~5.5~min,~1.4~GB~peak~memory) -"
+  "github $GITHUB_PLUGIN_VERSION build_github pulumi-resource-github (cold:~2-4~min) -"
 )
 
 step=0
 for entry in "${PARTS[@]}"; do
-  read -r part version builder description seed_files <<<"$entry"
+  read -r part version builder label note seed_files <<<"$entry"
   step=$((step + 1))
-  description=${description//\~/ }
+  label=${label//\~/ }
+  note=${note//\~/ }
   if [[ -f "$(part_dir "$part" "$version")/.complete" ]]; then
     log "$step/${#PARTS[@]} $part v$version: cached in $(part_dir "$part" "$version")"
     continue
@@ -275,7 +276,7 @@ for entry in "${PARTS[@]}"; do
     log "$step/${#PARTS[@]} $part v$version: reused from $previous_layout_dir"
     continue
   fi
-  log "$step/${#PARTS[@]} building $description v$version"
+  log "$step/${#PARTS[@]} building $label v$version $note"
   "$builder"
   store_part "$part" "$version"
   log "  $part v$version built ($(elapsed))"

@@ -31,7 +31,7 @@ fi
 say "installing pinned Python dependencies into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-say "the Pulumi CLI for the end-to-end tests (tools/pulumi-env.sh; cold build ~5-10 min)"
+say "the Pulumi CLI and its command, docker and github plugins for the end-to-end tests (tools/pulumi-env.sh; cold build ~15-20 min on 2 cores, seconds when cached)"
 eval "$(bash tools/pulumi-env.sh)"
 pulumi version >/dev/null || die "the Pulumi CLI does not run: see the toolchain output above"
 say "using $(command -v pulumi) $(pulumi version)"
