@@ -78,7 +78,7 @@ compile_into() {
 if [[ $# -ge 1 && "$1" == "--context" ]]; then
     [[ $# -eq 2 && -n "$2" ]] || { usage >&2; die "--context needs one directory, e.g. --context .build/app-context"; }
     need_go
-    target="$2"
+    target=$(realpath -m -- "$2")  # absolute: the compiler runs in $APP_DIR
     staging="$target.tmp.$$"
     rm -rf "$staging"
     mkdir -p "$staging"
