@@ -213,7 +213,9 @@ def test_broken_crash_never_answers_with_compose(
     _compose_up(local_server, target, logged_in["broken-crash"])
     status, _ = http.wait(target.health_url, expect=200, deadline_s=5)
     assert status != 200
-    state = local_server.ssh(target.compose_command("ps -q"), check=True).stdout.split()
+    # --all: compose v2's `ps` lists running containers only (v1's lists all), and a
+    # crash-looping container is not running between two restarts.
+    state = local_server.ssh(target.compose_command("ps --all -q"), check=True).stdout.split()
     assert state, "compose created no container"
     # restart: unless-stopped keeps restarting it; each run must end with exit code 1
     deadline = time.monotonic() + 30
