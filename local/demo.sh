@@ -6,7 +6,7 @@
 #   bash local/demo.sh --tag v2    # deploy another sample tag (v1, v2, broken-500, ...)
 #
 # It brings up local/server.sh (sshd + Docker + registry on 127.0.0.1), finds `pulumi` on PATH or
-# builds it from source once (tools/build-pulumi.sh, ~10 min cold), builds and pushes the sample
+# builds it from source once (tools/build-pulumi.sh, ~20 min cold), builds and pushes the sample
 # image, configures the `local` stack (Pulumi.local.yaml, made from local/stack-template.yaml;
 # file backend in .pulumi-local/, passphrase secrets), runs `pulumi up`, and prints the URL and
 # the health answer. Run as root.
