@@ -5,6 +5,12 @@
 //	crash     exits with status 1 at start
 //	error500  health answers 500
 //	slow      health answers 503 for the first 600 s
+//	writer    healthy, and appends to <data>/stream.log without pause (a busy app: its data
+//	          changes while a backup reads it); GET /api/v1/dump copies it, under the
+//	          writer's lock, to <data>/dump.txt (a consistent dump, like a database's)
+//
+// `mcp-sample-app dump` (run in the container, e.g. as a pre-backup command: the image has
+// no shell) asks the running app for that dump and exits 0 once it is written.
 package main
 
 import (
@@ -15,11 +21,80 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
 
-const slowWarmup = 600 * time.Second
+const (
+	slowWarmup     = 600 * time.Second
+	streamLineSize = 4096     // bytes per stream.log line, newline included
+	streamMaxBytes = 32 << 20 // stream.log starts over beyond this
+)
+
+// streamWriter appends numbered lines of streamLineSize bytes to path, one per millisecond,
+// holding mu for each line (so a dump taken under mu only sees whole lines).
+func streamWriter(mu *sync.Mutex, path string) {
+	pad := strings.Repeat("x", streamLineSize)
+	seq := 0
+	var size int64
+	for {
+		mu.Lock()
+		flags := os.O_APPEND | os.O_CREATE | os.O_WRONLY
+		if size >= streamMaxBytes {
+			flags |= os.O_TRUNC
+			size = 0
+		}
+		f, err := os.OpenFile(path, flags, 0o644)
+		if err == nil {
+			seq++
+			head := fmt.Sprintf("seq=%d ", seq)
+			line := head + pad[:streamLineSize-len(head)-1] + "\n"
+			if _, err = f.WriteString(line); err == nil {
+				size += int64(len(line))
+			}
+			_ = f.Close()
+		}
+		mu.Unlock()
+		if err != nil {
+			log.Printf("writer: %v", err)
+			time.Sleep(time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// dumpStream copies src to dst (via a temp file and a rename); the caller holds the lock.
+func dumpStream(src, dst string) error {
+	content, err := os.ReadFile(src)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// runDump is `mcp-sample-app dump`: ask the running app (same container) for a dump.
+func runDump(addr string) int {
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	client := &http.Client{Timeout: 60 * time.Second}
+	resp, err := client.Get("http://127.0.0.1:" + port + "/api/v1/dump")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dump: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "dump: HTTP %d: %s\n", resp.StatusCode, body)
+		return 1
+	}
+	fmt.Printf("dump: %s", body)
+	return 0
+}
 
 func getenv(key, fallback string) string {
 	if v := os.Getenv(key); v != "" {
@@ -41,19 +116,32 @@ func main() {
 	dataDir := getenv("APP_DATA_DIR", "/data")
 	started := time.Now()
 
+	if len(os.Args) > 1 {
+		if os.Args[1] == "dump" {
+			os.Exit(runDump(addr))
+		}
+		fmt.Fprintf(os.Stderr, "unknown command %q (expected: dump)\n", os.Args[1])
+		os.Exit(2)
+	}
+
 	log.Printf("mcp-sample-app version=%s mode=%s listening on %s", version, mode, addr)
 	switch mode {
-	case "ok", "error500", "slow":
+	case "ok", "error500", "slow", "writer":
 	case "crash":
 		log.Printf("APP_MODE=crash: exiting with status 1")
 		os.Exit(1)
 	default:
-		log.Printf("unknown APP_MODE %q (expected ok, crash, error500 or slow)", mode)
+		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow or writer)", mode)
 		os.Exit(2)
 	}
 
-	var mu sync.Mutex
+	var mu, streamMu sync.Mutex
 	itemsPath := filepath.Join(dataDir, "items.txt")
+	streamPath := filepath.Join(dataDir, "stream.log")
+	dumpPath := filepath.Join(dataDir, "dump.txt")
+	if mode == "writer" {
+		go streamWriter(&streamMu, streamPath)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -67,6 +155,15 @@ func main() {
 		default:
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version})
 		}
+	})
+	mux.HandleFunc("/api/v1/dump", func(w http.ResponseWriter, r *http.Request) {
+		streamMu.Lock()
+		defer streamMu.Unlock()
+		if err := dumpStream(streamPath, dumpPath); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"dumped": dumpPath})
 	})
 	mux.HandleFunc("/api/v1/data", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()

@@ -24,15 +24,16 @@ SCRIPT_NAMES = (
 )
 
 
-def _command(paths: PathSettings, script: str, options: list[tuple[str, str | int]]) -> str:
+def _command(paths: PathSettings, script: str, options: list[tuple[str, str | int | None]]) -> str:
+    """`bash <script> --opt value ...`; a value of None makes a flag without a value."""
     words = ["bash", f"{paths.scripts_dir}/{script}"]
     for flag, value in options:
-        words += [flag, str(value)]
+        words += [flag] if value is None else [flag, str(value)]
     return shlex.join(words)
 
 
-def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str | int]]:
-    options: list[tuple[str, str | int]] = [
+def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str | int | None]]:
+    options: list[tuple[str, str | int | None]] = [
         ("--deploy-dir", paths.deploy_dir),
         ("--compose-file", app.compose_file),
         ("--service", app.service),
@@ -43,7 +44,7 @@ def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str |
     return options
 
 
-def _health_options(app: AppSettings) -> list[tuple[str, str | int]]:
+def _health_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
     return [
         ("--health-url", app.health_url),
         ("--attempts", app.health_attempts),
@@ -51,7 +52,7 @@ def _health_options(app: AppSettings) -> list[tuple[str, str | int]]:
     ]
 
 
-def _strategy_options(app: AppSettings) -> list[tuple[str, str | int]]:
+def _strategy_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
     """`--strategy blue-green` and the proxy options; nothing for `recreate` (the scripts'
     default), so that the command lines, and the steps' triggers, of existing stacks stay
     the same."""
@@ -59,7 +60,7 @@ def _strategy_options(app: AppSettings) -> list[tuple[str, str | int]]:
         return []
     if app.proxy is None:
         raise ValueError("app.strategy blue-green needs the mcp:proxy settings")
-    options: list[tuple[str, str | int]] = [
+    options: list[tuple[str, str | int | None]] = [
         ("--strategy", "blue-green"),
         ("--proxy-image", app.proxy.image),
     ]
@@ -72,7 +73,7 @@ def _strategy_options(app: AppSettings) -> list[tuple[str, str | int]]:
     return options
 
 
-def _backup_options(paths: PathSettings) -> list[tuple[str, str | int]]:
+def _backup_options(paths: PathSettings) -> list[tuple[str, str | int | None]]:
     """Where backups go and how many are kept (backup.sh, and release.sh's own backup)."""
     return [
         ("--backup-dir", paths.backup_dir),
@@ -81,10 +82,25 @@ def _backup_options(paths: PathSettings) -> list[tuple[str, str | int]]:
     ]
 
 
+def _consistency_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
+    """How a backup of a busy app is made consistent (every script that backs up); nothing
+    when unset, so existing command lines stay the same."""
+    options: list[tuple[str, str | int | None]] = []
+    if app.pre_backup_command:
+        options.append(("--pre-backup-command", app.pre_backup_command))
+    if app.pause_during_backup:
+        options.append(("--pause-during-backup", None))
+    return options
+
+
 def backup_command(paths: PathSettings, app: AppSettings) -> str:
     """A standalone backup (on call, by hand): archive the deploy dir with a manifest of the
     running image. The deploy itself needs no separate backup step: release.sh takes its own."""
-    return _command(paths, "backup.sh", [*_app_options(paths, app), *_backup_options(paths)])
+    return _command(
+        paths,
+        "backup.sh",
+        [*_app_options(paths, app), *_backup_options(paths), *_consistency_options(app)],
+    )
 
 
 def deploy_command(
@@ -137,10 +153,10 @@ def release_command(
             DeprecationWarning,
             stacklevel=2,
         )
-    options = [*_app_options(paths, app), *_health_options(app)]
+    options: list[tuple[str, str | int | None]] = [*_app_options(paths, app), *_health_options(app)]
     if with_env_file:
         options.append(("--env-file", app.env_file_name))
-    options += _backup_options(paths)
+    options += _backup_options(paths) + _consistency_options(app)
     options += _strategy_options(app)
     return _command(paths, "release.sh", options)
 
@@ -153,6 +169,8 @@ def restore_command(paths: PathSettings, app: AppSettings, backup: str) -> str:
         [
             *_app_options(paths, app),
             *_health_options(app),
+            ("--min-free-mb", paths.min_free_mb),  # for the backup of what it replaces
+            *_consistency_options(app),
             ("--backup-dir", paths.backup_dir),
             ("--backup", backup),
             *_strategy_options(app),

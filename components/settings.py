@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,8 @@ class AppSettings:
     compose_project: str | None = None
     strategy: str = "recreate"
     proxy: ProxySettings | None = None
+    pre_backup_command: str | None = None  # run in the service container before a backup
+    pause_during_backup: bool = False  # docker pause the service while the archive is written
 
 
 @dataclass(frozen=True)
@@ -647,6 +650,23 @@ def _read_app(reader: _Reader) -> AppSettings:
             )
         elif proxy is not None:
             _check_proxy_ports(reader, int(health_match.group(1) or 80), proxy)
+    pre_backup_command = reader.field(
+        obj, "app", "preBackupCommand", PRE_BACKUP_COMMAND_EXAMPLE, required=False
+    )
+    if pre_backup_command is not None:
+        pre_backup_command = reader.string(
+            pre_backup_command,
+            "app.preBackupCommand",
+            _pre_backup_command,
+            "must be one line of at most 2000 characters with balanced quotes, run in the "
+            "service container (no shell: for redirections use sh -c '...')",
+            PRE_BACKUP_COMMAND_EXAMPLE,
+        )
+    pause_during_backup = reader.boolean(
+        reader.field(obj, "app", "pauseDuringBackup", "true", default=False),
+        "app.pauseDuringBackup",
+        "true",
+    )
     return AppSettings(
         compose_source=compose_source,
         compose_file=compose_file,
@@ -660,7 +680,22 @@ def _read_app(reader: _Reader) -> AppSettings:
         compose_project=compose_project,
         strategy=strategy,
         proxy=proxy,
+        pre_backup_command=pre_backup_command or None,
+        pause_during_backup=pause_during_backup,
     )
+
+
+PRE_BACKUP_COMMAND_EXAMPLE = "sh -c 'pg_dump -U mcp mcp > /data/dump.sql'"
+
+
+def _pre_backup_command(text: str) -> bool:
+    """What remote/lib.sh consistency_validate accepts: one line, words that split."""
+    if not text.strip() or "\n" in text or len(text) > 2000:
+        return False
+    try:
+        return bool(shlex.split(text))
+    except ValueError:
+        return False
 
 
 def _check_proxy_ports(reader: _Reader, health_port: int, proxy: ProxySettings) -> None:

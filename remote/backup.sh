@@ -9,6 +9,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --keep N --service NAME --compose-file NAME
                  [--min-free-mb MB] [--project NAME] [--lock-timeout SECONDS]
+                 [--pre-backup-command CMD] [--pause-during-backup]
 
 Archive DIR (everything except DIR/.deploy/) to
 BACKUP-DIR/${BACKUP_PREFIX}YYYYMMDD_HHMMSS.tar.gz (mode 0600) with a $MANIFEST_NAME
@@ -22,10 +23,14 @@ manifest naming the running image, verify it, keep the newest N archives.
   --min-free-mb MB        free space to leave on top of the archive size (default 100)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+$CONSISTENCY_USAGE
+
+A file that changes while it is archived (a busy app) does not fail the backup: it is
+reported as a WARNING naming these two options.
 
 stdout: {\"backup_id\": \"...\", \"archive\": \"...\", \"previous_image\": \"...\"}
 Exit codes: 2 bad argument, 3 missing dir/tool, 4 locked, 5 not enough disk space,
-6 archive could not be written or verified."
+6 archive could not be written or verified (or the pre-backup command failed)."
 
 DEPLOY_DIR="" BACKUP_DIR="" KEEP="" SERVICE="" COMPOSE_FILE="" MIN_FREE_MB=100 PROJECT="" LOCK_TIMEOUT=120
 declare -A OPT_VARS=(
@@ -33,6 +38,8 @@ declare -A OPT_VARS=(
     [--compose-file]=COMPOSE_FILE [--min-free-mb]=MIN_FREE_MB [--project]=PROJECT
     [--lock-timeout]=LOCK_TIMEOUT
 )
+declare -A FLAG_VARS=()
+consistency_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -43,6 +50,7 @@ require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
 check_posint --keep "$KEEP"
 check_posint --min-free-mb "$MIN_FREE_MB"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+consistency_validate
 check_name --service "$SERVICE" mcp-api-prod
 check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
@@ -52,6 +60,7 @@ DEPLOY_DIR=${DEPLOY_DIR%/}
 [[ -n $DEPLOY_DIR ]] || die "$E_ARG" "--deploy-dir must not be /"
 check_backup_dir
 need_tools tar gzip flock df du date
+[[ -z $PRE_BACKUP_COMMAND ]] || need_tools timeout xargs
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"

@@ -109,6 +109,7 @@ json_object() {
 
 cleanup() {
     local p
+    unpause_service
     for p in "${TMP_PATHS[@]}"; do
         [[ -n $p && -e $p ]] && rm -rf -- "$p" 2>/dev/null
     done
@@ -152,9 +153,16 @@ usage() {
 
 # parse_opts "$@": generic long-option parser driven by the associative array OPT_VARS
 # (option -> variable name). Accepts "--opt value" and "--opt=value"; --help/-h prints usage.
+# Options in the associative array FLAG_VARS (if the script declares it) take no value and
+# set their variable to 1.
 parse_opts() {
     local opt val
     while (($#)); do
+        if declare -p FLAG_VARS >/dev/null 2>&1 && [[ -n ${FLAG_VARS[$1]+x} ]]; then
+            printf -v "${FLAG_VARS[$1]}" '%s' 1
+            shift
+            continue
+        fi
         case $1 in
             -h | --help)
                 usage
@@ -612,6 +620,100 @@ check_backup_dir() {
     [[ -w $BACKUP_DIR ]] || die "$E_BACKUP" "--backup-dir $BACKUP_DIR is not writable by $(id -un) (e.g. sudo chown $(id -un): $BACKUP_DIR)"
 }
 
+# ---------------------------------------------------------------- backup consistency
+
+# Options of every script that backs up (backup.sh, release.sh, restore.sh).
+PRE_BACKUP_COMMAND="" PAUSE_DURING_BACKUP=0
+readonly PRE_BACKUP_TIMEOUT=600
+# shellcheck disable=SC2034 # appended to the sourcing script's USAGE
+readonly CONSISTENCY_USAGE="  --pre-backup-command CMD
+                          run CMD in the running service container before archiving (e.g. a
+                          database dump into the data dir). Split into words like a shell
+                          would (quotes honoured) and run without a shell: for redirections
+                          write sh -c '...'. Fails the backup (exit 6) if it fails or takes
+                          over ${PRE_BACKUP_TIMEOUT}s
+  --pause-during-backup   pause the service container (docker pause) while the archive is
+                          written, so no file changes under tar; it is always unpaused, on
+                          any exit (requests wait meanwhile)"
+PRE_BACKUP_WORDS=()
+PAUSED_CONTAINER=""
+
+# consistency_register_options: add --pre-backup-command / --pause-during-backup to the
+# caller's OPT_VARS / FLAG_VARS.
+consistency_register_options() {
+    # shellcheck disable=SC2034 # the caller's associative arrays
+    OPT_VARS["--pre-backup-command"]=PRE_BACKUP_COMMAND
+    # shellcheck disable=SC2034
+    FLAG_VARS["--pause-during-backup"]=PAUSE_DURING_BACKUP
+}
+
+# consistency_validate: parse --pre-backup-command into PRE_BACKUP_WORDS (exit 2 if it
+# cannot be split, e.g. an unmatched quote).
+consistency_validate() {
+    local example="--pre-backup-command \"sh -c 'pg_dump -U mcp mcp > /data/dump.sql'\""
+    [[ -n $PRE_BACKUP_COMMAND ]] || return 0
+    [[ $PRE_BACKUP_COMMAND != *$'\n'* && ${#PRE_BACKUP_COMMAND} -le 2000 ]] ||
+        die "$E_ARG" "--pre-backup-command must be one line of at most 2000 characters (e.g. $example)"
+    PRE_BACKUP_WORDS=()
+    if ! mapfile -d '' -t PRE_BACKUP_WORDS < <(printf '%s\n' "$PRE_BACKUP_COMMAND" | xargs printf '%s\0' 2>/dev/null) ||
+        ((${#PRE_BACKUP_WORDS[@]} == 0)) ||
+        ! printf '%s\n' "$PRE_BACKUP_COMMAND" | xargs true 2>/dev/null; then
+        die "$E_ARG" "--pre-backup-command cannot be split into words (unmatched quote?): $(shown "$PRE_BACKUP_COMMAND") (e.g. $example)"
+    fi
+}
+
+# live_service_container: id of the *running* service container of the live release (the
+# live colour's project with blue-green), "" if none.
+live_service_container() {
+    local colour cid running
+    colour=$(live_colour "$DEPLOY_DIR")
+    local PROJECT=${PROJECT}${colour:+-$colour}
+    local MCP_IMAGE
+    MCP_IMAGE=$(env_image "$DEPLOY_DIR")
+    cid=$(service_container "$DEPLOY_DIR/$COMPOSE_FILE")
+    [[ -n $cid ]] || return 0
+    running=$(docker inspect -f '{{.State.Running}}' "$cid" 2>/dev/null || true)
+    [[ $running == true ]] && printf '%s' "$cid"
+    return 0
+}
+
+# run_pre_backup_command CID: PRE_BACKUP_WORDS in the container (dies 6 on failure).
+run_pre_backup_command() {
+    local cid=$1 status=0
+    log "pre-backup command in the $SERVICE container ${cid:0:12}: ${PRE_BACKUP_WORDS[*]}"
+    run_logged timeout --kill-after=10 "$PRE_BACKUP_TIMEOUT" docker exec "$cid" "${PRE_BACKUP_WORDS[@]}" </dev/null || status=$?
+    if ((status == 124 || status == 137)); then
+        die "$E_BACKUP" "the pre-backup command took over ${PRE_BACKUP_TIMEOUT}s and was stopped: $(shown "$PRE_BACKUP_COMMAND"). Nothing was archived; the app was not touched${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}"
+    elif ((status != 0)); then
+        die "$E_BACKUP" "the pre-backup command failed (exit $status, output above): $(shown "$PRE_BACKUP_COMMAND"). Nothing was archived; the app was not touched${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}. Fix it (mcp:app.preBackupCommand / --pre-backup-command), or run it by hand: docker exec ${cid:0:12} ${PRE_BACKUP_WORDS[*]}"
+    fi
+    log "pre-backup command done"
+}
+
+# pause_service CID: docker pause; the EXIT trap (cleanup) always unpauses.
+pause_service() {
+    local cid=$1
+    log "pausing the $SERVICE container ${cid:0:12} while the archive is written (requests wait)"
+    PAUSED_CONTAINER=$cid
+    if ! run_logged docker pause "$cid" </dev/null; then
+        PAUSED_CONTAINER=""
+        die "$E_BACKUP" "docker pause ${cid:0:12} failed (see above); nothing was archived${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}"
+    fi
+}
+
+# unpause_service: undo pause_service (never fails; called again by the EXIT trap).
+unpause_service() {
+    local cid=$PAUSED_CONTAINER
+    [[ -n $cid ]] || return 0
+    PAUSED_CONTAINER=""
+    if docker unpause "$cid" >/dev/null 2>&1 </dev/null; then
+        log "unpaused the $SERVICE container ${cid:0:12}"
+    else
+        log "WARNING: could not unpause the $SERVICE container ${cid:0:12}: run docker unpause $cid NOW"
+    fi
+    return 0
+}
+
 # take_backup KEEP: archive DEPLOY_DIR (without .deploy/) + a manifest of the running image
 # into BACKUP_DIR, verify it, then keep the newest KEEP archives (0: prune nothing). The
 # archive just written is never pruned. Needs DEPLOY_DIR, BACKUP_DIR, MIN_FREE_MB,
@@ -621,7 +723,7 @@ BACKUP_ID="" BACKUP_FILE="" BACKUP_PREVIOUS_IMAGE=""
 BACKUP_FAILURE_NOTE="" # appended to take_backup's errors by callers (e.g. "nothing was switched")
 # shellcheck disable=SC2153 # DEPLOY_DIR, BACKUP_DIR, MIN_FREE_MB... are the caller's globals
 take_backup() {
-    local keep=$1 used_kb free_kb need_kb manifest_dir tmp_archive size_kb
+    local keep=$1 used_kb free_kb need_kb manifest_dir tmp_archive size_kb cid tar_status
     # 1. Disk space, before anything else.
     used_kb=$(cd -- "$DEPLOY_DIR" && du -sk --exclude=./.deploy . 2>/dev/null | awk 'NR==1 {print $1}') || true
     free_kb=$(df -Pk -- "$BACKUP_DIR" | awk 'NR==2 {print $4}') || true
@@ -660,10 +762,26 @@ take_backup() {
 
     mktemp_in "$BACKUP_DIR" ".${BACKUP_PREFIX}${BACKUP_ID}.XXXXXX.tmp" || die "$E_BACKUP" "cannot create a temp file in $BACKUP_DIR"
     tmp_archive=$MKTEMP_PATH
+    # Consistency: a dump by the app itself, and/or no writes while tar reads.
+    if [[ -n $PRE_BACKUP_COMMAND || $PAUSE_DURING_BACKUP == 1 ]]; then
+        cid=$(live_service_container)
+        if [[ -z $cid ]]; then
+            log "no running $SERVICE container: nothing writes, so no pre-backup command and no pause"
+        else
+            ((${#PRE_BACKUP_WORDS[@]} == 0)) || run_pre_backup_command "$cid"
+            [[ $PAUSE_DURING_BACKUP != 1 ]] || pause_service "$cid"
+        fi
+    fi
     log "archiving $DEPLOY_DIR (without .deploy/) to $BACKUP_FILE"
     # The manifest goes first: reading it back (latest, retention) stops after one member.
-    if ! run_logged tar -czf "$tmp_archive" -C "$manifest_dir" "./$MANIFEST_NAME" \
-        --exclude=./.deploy --exclude='./.mcp-replaced-*' -C "$DEPLOY_DIR" .; then
+    tar_status=0
+    run_logged tar -czf "$tmp_archive" -C "$manifest_dir" "./$MANIFEST_NAME" \
+        --exclude=./.deploy --exclude='./.mcp-replaced-*' -C "$DEPLOY_DIR" . || tar_status=$?
+    unpause_service
+    if ((tar_status == 1)); then
+        # GNU tar: "file changed as we read it" (or shrank/vanished); the archive is complete.
+        log "WARNING: files changed while they were archived (see the tar lines above): this backup may hold a half-written file. The deploy goes on; for consistent backups of a busy app use --pre-backup-command (e.g. a database dump into the data dir; mcp:app.preBackupCommand) or --pause-during-backup (mcp:app.pauseDuringBackup)"
+    elif ((tar_status != 0)); then
         die "$E_BACKUP" "tar failed while writing $BACKUP_FILE (see the tar lines above: files in $DEPLOY_DIR must be readable by $(id -un), e.g. sudo chown -R $(id -un): $DEPLOY_DIR; or the disk is full); nothing was kept and the running app was not touched${BACKUP_FAILURE_NOTE:+; $BACKUP_FAILURE_NOTE}"
     fi
     chmod 600 -- "$tmp_archive"

@@ -11,7 +11,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME --health-url URL
                   --attempts N --timeout SECONDS [--env-file NAME]
-                  [--backup-dir DIR --keep N [--min-free-mb MB]]
+                  [--backup-dir DIR --keep N [--min-free-mb MB]
+                   [--pre-backup-command CMD] [--pause-during-backup]]
                   [--project NAME] [--lock-timeout SECONDS]
                   [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
                    [--colour-ports B,G] [--drain-seconds N]]
@@ -37,6 +38,8 @@ re-running this script alone retries the release (with a new backup).
                           size (default 100)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+With --backup-dir (as backup.sh):
+$CONSISTENCY_USAGE
 $BG_USAGE
 
 With --strategy blue-green the release starts in the idle colour beside the live one and
@@ -59,6 +62,8 @@ declare -A OPT_VARS=(
     [--backup-id]=REMOVED_BACKUP_ID [--project]=PROJECT
     [--lock-timeout]=LOCK_TIMEOUT
 )
+declare -A FLAG_VARS=()
+consistency_register_options
 bg_register_options
 parse_opts "$@"
 
@@ -74,6 +79,7 @@ check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+consistency_validate
 bg_validate
 if [[ -n $ENV_FILE ]]; then
     check_filename --env-file "$ENV_FILE" .env.production
@@ -84,6 +90,9 @@ fi
     die "$E_ARG" "--backup-id is no longer accepted: release.sh takes a fresh backup itself at the start of every attempt and rolls back to that one (an older backup would drop the writes made since). Pass --backup-dir DIR --keep N instead (e.g. --backup-dir /opt/mcp-backups --keep 10)"
 require_together --backup-dir "$BACKUP_DIR" /opt/mcp-backups --keep "$KEEP" 10
 [[ -z $KEEP ]] || check_posint --keep "$KEEP"
+if [[ -z $BACKUP_DIR ]] && [[ -n $PRE_BACKUP_COMMAND || $PAUSE_DURING_BACKUP == 1 ]]; then
+    die "$E_ARG" "--pre-backup-command and --pause-during-backup go with --backup-dir (they shape the backup release.sh takes; e.g. --backup-dir /opt/mcp-backups --keep 10 --pause-during-backup)"
+fi
 check_posint --min-free-mb "$MIN_FREE_MB"
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
 check_project --project "$PROJECT"
@@ -93,6 +102,7 @@ DEPLOY_DIR=${DEPLOY_DIR%/}
 ARCHIVE="" BACKUP_ID=""
 [[ -z $BACKUP_DIR ]] || check_backup_dir
 need_tools docker curl flock tar gzip df du
+[[ -z $PRE_BACKUP_COMMAND ]] || need_tools timeout xargs
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"

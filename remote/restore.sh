@@ -10,7 +10,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --backup ID|latest --compose-file NAME
                   --service NAME --health-url URL --attempts N --timeout SECONDS
-                  [--min-free-mb MB] [--project NAME] [--lock-timeout SECONDS]
+                  [--min-free-mb MB] [--pre-backup-command CMD] [--pause-during-backup]
+                  [--project NAME] [--lock-timeout SECONDS]
                   [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
                    [--colour-ports B,G] [--drain-seconds N]]
 
@@ -33,6 +34,8 @@ started again: nothing that was live is deleted before the restored version is h
                           (default 100)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+For the backup of what is replaced (as backup.sh):
+$CONSISTENCY_USAGE
 $BG_USAGE
 
 With --strategy blue-green the backup's files are swapped in while the live colour keeps
@@ -53,6 +56,8 @@ declare -A OPT_VARS=(
     [--attempts]=ATTEMPTS [--timeout]=TIMEOUT [--project]=PROJECT [--lock-timeout]=LOCK_TIMEOUT
     [--min-free-mb]=MIN_FREE_MB
 )
+declare -A FLAG_VARS=()
+consistency_register_options
 bg_register_options
 parse_opts "$@"
 
@@ -71,6 +76,7 @@ check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
+consistency_validate
 check_posint --min-free-mb "$MIN_FREE_MB"
 bg_validate
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
@@ -80,6 +86,7 @@ DEPLOY_DIR=${DEPLOY_DIR%/}
 [[ -n $DEPLOY_DIR ]] || die "$E_ARG" "--deploy-dir must not be /"
 check_backup_dir
 need_tools docker curl flock tar gzip df du
+[[ -z $PRE_BACKUP_COMMAND ]] || need_tools timeout xargs
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"

@@ -48,6 +48,7 @@ SAMPLE_IMAGES: dict[str, tuple[str, str]] = {
     "broken-crash": ("broken-crash", "crash"),
     "broken-500": ("broken-500", "error500"),
     "broken-slow": ("broken-slow", "slow"),
+    "writer": ("writer", "writer"),  # healthy; appends to data/stream.log without pause
 }
 SAMPLE_REPOSITORY = "mcp/app"
 
@@ -283,8 +284,9 @@ def sample_images(local_server: LocalServer) -> dict[str, str]:
     """Sample app images in the local registry: name -> image ref (`<registry>/mcp/app:<name>`).
 
     v1, v2 (healthy), broken-crash (exits 1), broken-500 (health 500), broken-slow (health
-    503 for 600 s). A tag is rebuilt only when the registry lacks it or its labels do not
-    match the current sources (label mcp.sample.source-sha256) and version/mode.
+    503 for 600 s), writer (healthy, writes its data dir continuously; `dump` command). A
+    tag is rebuilt only when the registry lacks it or its labels do not match the current
+    sources (label mcp.sample.source-sha256) and version/mode.
     """
     hash_proc = subprocess.run(
         ["bash", str(BUILD_SH), "--source-hash"], capture_output=True, text=True, check=False

@@ -13,6 +13,7 @@ import re
 import shlex
 import signal
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -618,3 +619,106 @@ def test_pull_of_missing_tag(remote: Remote) -> None:
     assert proc.returncode == 7, proc.stderr
     assert missing in proc.stderr.strip().splitlines()[-1]
     assert remote.version() == "v1"
+
+
+# ---------------------------------------------------------------- busy apps (issue 10, item 7)
+
+LINE = 4096  # bytes per line of the writer's data/stream.log (app/main.go streamLineSize)
+
+
+def start_writer(remote: Remote, min_bytes: int) -> Path:
+    """Deploy the sample app in `writer` mode and wait until its stream.log has min_bytes."""
+    proc = remote.pipeline("writer")
+    assert proc.returncode == 0, proc.stderr
+    stream = remote.target.deploy_dir / "data" / "stream.log"
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if stream.exists() and stream.stat().st_size >= min_bytes:
+            return stream
+        time.sleep(0.2)
+    raise AssertionError(f"the writer never wrote {min_bytes} bytes to {stream}")
+
+
+def archived(remote: Remote, backup_id: str, name: str) -> bytes:
+    with tarfile.open(remote.archive(backup_id)) as tar:
+        member = tar.extractfile(name)
+        assert member is not None, name
+        return member.read()
+
+
+def assert_whole_lines(data: bytes) -> list[int]:
+    """Every line is a complete writer line; returns their sequence numbers."""
+    assert data and len(data) % LINE == 0, f"{len(data)} bytes: a half-written line"
+    lines = data.split(b"\n")[:-1]
+    assert all(len(line) == LINE - 1 and line.startswith(b"seq=") for line in lines)
+    return [int(line.split(b" ", 1)[0][4:]) for line in lines]
+
+
+def paused(remote: Remote) -> bool:
+    cid, _ = remote.container()
+    assert cid, "no running container"
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Paused}}", cid],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip() == "true"
+
+
+def test_backup_during_writes_warns_and_never_blocks_a_deploy(remote: Remote) -> None:
+    """A file changing under tar must not block the deploy: warn, naming the options."""
+    start_writer(remote, 8 << 20)
+    proc = remote.backup()
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "WARNING: files changed" in line]
+    assert warning, proc.stderr
+    assert "--pre-backup-command" in warning[0] and "--pause-during-backup" in warning[0]
+    assert "mcp:app.preBackupCommand" in warning[0] and "mcp:app.pauseDuringBackup" in warning[0]
+    # The release of a busy app backs up during the writes too, and goes on.
+    proc = remote.pipeline("v2")
+    assert proc.returncode == 0, proc.stderr
+    assert remote.version() == "v2"
+
+
+def test_pause_during_backup_gives_whole_files_and_always_unpauses(remote: Remote) -> None:
+    start_writer(remote, 4 << 20)
+    proc = remote.backup(extra="--pause-during-backup")
+    assert proc.returncode == 0, proc.stderr
+    assert "files changed" not in proc.stderr
+    assert "pausing the mcp-api-prod container" in proc.stderr and "unpaused" in proc.stderr
+    seqs = assert_whole_lines(archived(remote, remote.last_backup, "./data/stream.log"))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert not paused(remote) and remote.version() == "writer"
+
+    # A backup that fails while the app is paused still unpauses it.
+    unreadable = remote.target.deploy_dir / "data" / "root-only"
+    unreadable.write_text("secret")
+    unreadable.chmod(0)
+    archives = sorted(remote.target.backup_dir.iterdir())
+    proc = remote.backup(extra="--pause-during-backup")
+    assert proc.returncode == 6, proc.stderr
+    assert "unpaused" in proc.stderr
+    assert not paused(remote) and remote.version() == "writer"
+    assert sorted(remote.target.backup_dir.iterdir()) == archives
+
+
+def test_pre_backup_command_dumps_in_the_container_before_the_archive(remote: Remote) -> None:
+    start_writer(remote, 1 << 20)
+    dump = q("/mcp-sample-app dump")  # the image has no shell: run without one
+    proc = remote.backup(extra=f"--pre-backup-command {dump}")
+    assert proc.returncode == 0, proc.stderr
+    assert "pre-backup command done" in proc.stderr
+    # The dump, made by the app under its own lock, is whole and gap-free.
+    seqs = assert_whole_lines(archived(remote, remote.last_backup, "./data/dump.txt"))
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) >= 256
+
+    # A failing pre-backup command stops the backup (and so a release): exit 6, nothing made.
+    archives = sorted(remote.target.backup_dir.iterdir())
+    failing = q("/mcp-sample-app no-such-command")
+    proc = remote.backup(extra=f"--pre-backup-command {failing}")
+    assert proc.returncode == 6, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "pre-backup command failed" in last and "no-such-command" in last
+    assert sorted(remote.target.backup_dir.iterdir()) == archives
+    assert remote.version() == "writer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -204,4 +205,35 @@ def test_bad_config_fails_before_any_resource_is_declared(
     config = base_config(test_keys)
     config["server"] = {**config["server"], "port": "twenty-two"}
     with pytest.raises(Exception, match=r"mcp:server\.port: must be a whole number"):
+        run_program(config)
+
+
+def test_backup_consistency_settings_reach_the_release(
+    run_program: Run, test_keys: TestKeys
+) -> None:
+    """mcp:app.preBackupCommand / mcp:app.pauseDuringBackup shape the release's own backup."""
+    config = base_config(test_keys)
+    dump = "sh -c 'pg_dump -U mcp mcp > /data/dump.sql'"
+    config["app"] = {**config["app"], "preBackupCommand": dump, "pauseDuringBackup": True}
+    release = shlex.split(run_program(config).get("server-release").inputs["create"])
+    assert release[release.index("--pre-backup-command") + 1] == dump
+    assert "--pause-during-backup" in release
+    plain = run_program(base_config(test_keys)).get("server-release").inputs["create"]
+    assert "--pre-backup-command" not in plain and "--pause-during-backup" not in plain
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("preBackupCommand", "sh -c 'unbalanced", "balanced quotes"),
+        ("preBackupCommand", "line one\nline two", "one line"),
+        ("pauseDuringBackup", "sometimes", "must be true or false"),
+    ],
+)
+def test_bad_backup_consistency_settings_fail_before_any_resource(
+    run_program: Run, test_keys: TestKeys, key: str, value: str, message: str
+) -> None:
+    config = base_config(test_keys)
+    config["app"] = {**config["app"], key: value}
+    with pytest.raises(Exception, match=rf"mcp:app\.{key}: .*{message}"):
         run_program(config)

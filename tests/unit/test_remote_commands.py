@@ -66,7 +66,7 @@ def test_release_and_restore_commands() -> None:
         "--backup-dir /opt/mcp-backups --keep 7 --min-free-mb 100"
     )
     assert remote_commands.restore_command(PATHS, APP, "latest") == (
-        f"bash /opt/mcp/.deploy/bin/restore.sh {COMMON} {HEALTH} "
+        f"bash /opt/mcp/.deploy/bin/restore.sh {COMMON} {HEALTH} --min-free-mb 100 "
         "--backup-dir /opt/mcp-backups --backup latest"
     )
 
@@ -104,3 +104,26 @@ def test_release_ignores_a_backup_id_from_older_callers() -> None:
         command = remote_commands.release_command(PATHS, APP, "20251017_143025", with_env_file=True)
     assert command == remote_commands.release_command(PATHS, APP, with_env_file=True)
     assert "--backup-id" not in command and "20251017_143025" not in command
+
+
+def test_backup_consistency_options_reach_every_script_that_backs_up() -> None:
+    """mcp:app.preBackupCommand / pauseDuringBackup: backup.sh, release.sh (its own backup)
+    and restore.sh (the backup of what it replaces); absent when unset."""
+    for command in (
+        remote_commands.backup_command(PATHS, APP),
+        remote_commands.release_command(PATHS, APP, with_env_file=False),
+        remote_commands.restore_command(PATHS, APP, "latest"),
+    ):
+        assert "--pre-backup-command" not in command and "--pause-during-backup" not in command
+    dump = "sh -c 'pg_dump -U mcp mcp > /data/dump.sql'"
+    busy = AppSettings(**{**APP.__dict__, "pre_backup_command": dump, "pause_during_backup": True})
+    for command in (
+        remote_commands.backup_command(PATHS, busy),
+        remote_commands.release_command(PATHS, busy, with_env_file=False),
+        remote_commands.restore_command(PATHS, busy, "latest"),
+    ):
+        words = shlex.split(command)
+        assert words[words.index("--pre-backup-command") + 1] == dump  # one quoted word
+        assert "--pause-during-backup" in words
+        flag_at = words.index("--pause-during-backup")
+        assert flag_at + 1 == len(words) or words[flag_at + 1].startswith("--")  # no value
