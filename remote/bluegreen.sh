@@ -219,7 +219,9 @@ bg_proxy_state() {
 # stopped first: the one switch from recreate to blue-green has a gap of a few seconds.
 bg_proxy_start() {
     local cids i
-    cids=$(MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" ps -q 2>/dev/null </dev/null || true)
+    # --all: v2's `ps` lists running containers only, and a stopped one is still the
+    # project's (with `restart: always` it comes back on a daemon restart, on the public port).
+    cids=$(MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" ps --all -q 2>/dev/null </dev/null || true)
     if [[ -n $cids ]]; then
         log "switching from --strategy recreate: stopping project $PROJECT, which holds the public port (short gap)"
         MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} run_logged compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" down --remove-orphans </dev/null ||

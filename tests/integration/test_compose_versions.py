@@ -271,3 +271,33 @@ def test_blue_green_refuses_a_volume_without_a_name(
     finally:
         remove_blue_green(t)
         subprocess.run(["docker", "volume", "rm", "-f", shared], capture_output=True, check=False)
+
+
+def test_blue_green_removes_a_stopped_recreate_container(
+    compose_bg: tuple[ComposeUser, BlueGreen],
+) -> None:
+    """Switching from recreate: the project's container is removed even when it is stopped
+    (v2's `ps` lists running containers only; with `restart: always` a stopped container
+    comes back on the next daemon restart and takes the public port from the proxy)."""
+    user, bg = compose_bg
+    t = bg.target
+    bg.strategy = "recreate"
+    assert bg.pipeline("v1").returncode == 0
+    label = f"label=com.docker.compose.project={t.project}"
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(left) == 1
+    subprocess.run(["docker", "stop", "-t", "2", *left], capture_output=True, check=True)
+
+    bg.strategy = "blue-green"
+    assert bg.deploy(bg.images["v2"]).returncode == 0
+    switched = bg.release()
+    assert switched.returncode == 0, switched.stderr
+    assert_ran_on(user, switched, "release")
+    assert "switching from --strategy recreate" in switched.stderr
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert left == [], "the recreate project's stopped container survived the switch"
+    assert bg.version() == "v2" and bg.live_colour() == "blue"
