@@ -35,29 +35,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from local.prober import Prober  # noqa: E402
 from local.stack import (  # noqa: E402
     MachineValues,
     PulumiStack,
     pulumi_environment,
     target_config,
 )
-from tests.integration.conftest import (  # noqa: E402  (the local server's helpers)
-    BUILD_SH,
-    PROXY_BUILD_SH,
-    PROXY_REPOSITORY,
-    PROXY_TAG,
-    SAMPLE_IMAGES,
-    SAMPLE_REPOSITORY,
+from local.target import (  # noqa: E402
     HttpProbe,
     LocalServer,
-    _docker_login_root,
     create_deploy_target,
     destroy_deploy_target,
+    ensure_proxy_image,
+    ensure_sample_images,
     free_port,
-    parse_env_lines,
-    registry_image_labels,
+    start_local_server,
 )
-from tests.integration.prober import Prober  # noqa: E402
 
 HEALTH_ATTEMPTS, HEALTH_TIMEOUT = 10, 10
 RAW_POLL_S = 0.5
@@ -73,36 +67,9 @@ def sh(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, check=False, **kwargs)
 
 
-def local_server() -> LocalServer:
-    up = sh("bash", str(ROOT / "local" / "server.sh"), "up", stdin=subprocess.DEVNULL)
-    if up.returncode != 0:
-        sys.exit(f"local/server.sh up failed:\n{up.stdout}\n{up.stderr}")
-    env = parse_env_lines(sh("bash", str(ROOT / "local" / "server.sh"), "env").stdout)
-    return LocalServer.from_env(env)
-
-
 def ensure_images(server: LocalServer) -> tuple[dict[str, str], str]:
-    """Sample app images and the proxy image in the local registry (built if outdated)."""
-    _docker_login_root(server)
-    source_hash = sh("bash", str(BUILD_SH), "--source-hash").stdout.strip()
-    refs = {}
-    for name in ("v1", "v2", "broken-500"):
-        version, mode = SAMPLE_IMAGES[name]
-        ref = f"{server.registry}/{SAMPLE_REPOSITORY}:{name}"
-        labels = registry_image_labels(server, SAMPLE_REPOSITORY, name) or {}
-        if labels.get("mcp.sample.source-sha256") != source_hash:
-            proc = sh("bash", str(BUILD_SH), version, mode, ref, "--push")
-            if proc.returncode != 0:
-                sys.exit(f"building {ref} failed:\n{proc.stderr}")
-        refs[name] = ref
-    proxy = f"{server.registry}/{PROXY_REPOSITORY}:{PROXY_TAG}"
-    proxy_hash = sh("bash", str(PROXY_BUILD_SH), "--source-hash").stdout.strip()
-    labels = registry_image_labels(server, PROXY_REPOSITORY, PROXY_TAG) or {}
-    if labels.get("mcp.proxy.source-sha256") != proxy_hash:
-        proc = sh("bash", str(PROXY_BUILD_SH), proxy, "--push")
-        if proc.returncode != 0:
-            sys.exit(f"building {proxy} failed:\n{proc.stderr}")
-    return refs, proxy
+    """The sample images and the proxy image, pushed when missing or outdated."""
+    return ensure_sample_images(server, ["v1", "v2", "broken-500"]), ensure_proxy_image(server)
 
 
 @dataclass
@@ -445,7 +412,7 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (local/server.sh manages daemons and users)")
-    server = local_server()
+    server = start_local_server()
     images, proxy = ensure_images(server)
     env = pulumi_environment()
     backend = Path(tempfile.mkdtemp(prefix="bench-backend-"))

@@ -7,15 +7,15 @@ import json
 import subprocess
 from typing import TYPE_CHECKING
 
+from local.prober import Prober
+from local.target import free_port
 from tests.e2e.test_rollback import rollback
-from tests.integration.conftest import free_port
-from tests.integration.prober import Prober
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from local.target import DeployTarget, HttpProbe
     from tests.e2e.conftest import E2EStack
-    from tests.integration.conftest import DeployTarget, HttpProbe
 
 MIN_RATE = 20.0
 

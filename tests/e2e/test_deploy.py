@@ -16,8 +16,8 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from local.target import HttpProbe
     from tests.e2e.conftest import E2EStack
-    from tests.integration.conftest import HttpProbe
 
 
 def test_preview_lists_the_steps_and_touches_nothing(

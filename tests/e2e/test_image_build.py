@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from local.target import HttpProbe, LocalServer
     from tests.e2e.conftest import E2EStack
-    from tests.integration.conftest import HttpProbe, LocalServer
 
 ROOT_APP_FILES = ("main.go", "go.mod", "Dockerfile", "build.sh")
 MANIFEST_TYPES = (
@@ -52,7 +52,7 @@ def registry_digest(server: LocalServer, repository: str, tag: str) -> str | Non
 
 def app_copy(tmp_path: Path) -> Path:
     """A copy of the sample app's sources (the tests change them, never the checkout's)."""
-    from tests.integration.conftest import APP_DIR
+    from local.target import APP_DIR
 
     copy = tmp_path / "app"
     copy.mkdir()

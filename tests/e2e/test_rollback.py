@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from local.target import HttpProbe
     from tests.e2e.conftest import E2EStack
-    from tests.integration.conftest import HttpProbe
 
 ROOT = Path(__file__).resolve().parents[2]
 

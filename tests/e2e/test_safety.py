@@ -15,8 +15,8 @@ RETRY_ON_LOCK = (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from local.target import HttpProbe
     from tests.e2e.conftest import E2EStack
-    from tests.integration.conftest import HttpProbe
 
 
 def test_a_wrong_pinned_host_key_fails_before_anything_runs_on_the_server(

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import free_port
-from prober import Prober, ProbeReport
 from test_remote_scripts import Remote, one_json_line, q
+
+from local.prober import Prober, ProbeReport
 
 if TYPE_CHECKING:
     from conftest import DeployTarget, LocalServer
