@@ -29,6 +29,8 @@ A file that changes while it is archived (a busy app) does not fail the backup: 
 reported as a WARNING naming these two options.
 
 stdout: {\"backup_id\": \"...\", \"archive\": \"...\", \"previous_image\": \"...\"}
+--check: validate the arguments only (same rules as a run; not the server's dirs, tools or
+stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/tool, 4 locked, 5 not enough disk space,
 6 archive could not be written or verified (or the pre-backup command failed)."
 
@@ -61,6 +63,7 @@ DEPLOY_DIR=${DEPLOY_DIR%/}
 check_backup_dir
 need_tools tar gzip flock df du date
 [[ -z $PRE_BACKUP_COMMAND ]] || need_tools timeout xargs
+check_only_done
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"

@@ -30,6 +30,8 @@ The running app is not touched; release.sh switches to the staged release.
 
 stdin:  [registry password line] [env file content]
 stdout: {\"staged_image\": \"REF\"}
+--check: validate the arguments only (same rules as a run; not the server's dirs, tools or
+stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/file/tool, 4 locked, 7 registry login or pull
 failed, 8 compose file does not validate."
 
@@ -65,6 +67,7 @@ check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
 DEPLOY_DIR=${DEPLOY_DIR%/}
 [[ -n $DEPLOY_DIR ]] || die "$E_ARG" "--deploy-dir must not be /"
 need_tools docker flock
+check_only_done
 
 # Secrets from stdin, before anything is touched (an empty password is refused).
 REGISTRY_PASSWORD=""

@@ -20,6 +20,8 @@ stop early when the service container has exited, and show its last 30 log lines
   --project NAME      compose project (default: base name of DIR)
 
 stdout: {\"healthy\": true, \"body\": \"...\"}
+--check: validate the arguments only (same rules as a run; not the server's dirs, tools or
+stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/tool, 13 unhealthy."
 
 URL="" ATTEMPTS="" TIMEOUT="" DEPLOY_DIR="" COMPOSE_FILE="" SERVICE="" PROJECT=""
@@ -47,9 +49,10 @@ if [[ -n $DEPLOY_DIR ]]; then
     check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
     DEPLOY_DIR=${DEPLOY_DIR%/}
     compose_file_path="$DEPLOY_DIR/$COMPOSE_FILE"
-    [[ -f $compose_file_path ]] || die "$E_MISSING" "compose file not found: $compose_file_path"
+    ((CHECK_ONLY)) || [[ -f $compose_file_path ]] || die "$E_MISSING" "compose file not found: $compose_file_path"
 fi
 need_tools curl
+check_only_done
 
 setup_traps
 if [[ -n $compose_file_path ]]; then

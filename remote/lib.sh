@@ -29,6 +29,7 @@ LOG_FILE=""       # set once the lock is held: <deploy-dir>/.deploy/history.log
 TMP_PATHS=()      # removed by the EXIT trap
 LOCK_HELD=0
 HOLDER_FILE=""
+CHECK_ONLY=0      # --check: validate the arguments, touch nothing (check_only_done)
 
 # ---------------------------------------------------------------- output
 
@@ -158,6 +159,11 @@ usage() {
 parse_opts() {
     local opt val
     while (($#)); do
+        if [[ $1 == --check ]]; then
+            CHECK_ONLY=1
+            shift
+            continue
+        fi
         if declare -p FLAG_VARS >/dev/null 2>&1 && [[ -n ${FLAG_VARS[$1]+x} ]]; then
             printf -v "${FLAG_VARS[$1]}" '%s' 1
             shift
@@ -193,6 +199,15 @@ parse_opts() {
         fi
         printf -v "${OPT_VARS[$opt]}" '%s' "$val"
     done
+}
+
+# check_only_done: with --check, the arguments were all validated (same rules as a real run):
+# say so and exit 0, before the lock, stdin, docker or any file is touched.
+check_only_done() {
+    ((CHECK_ONLY)) || return 0
+    log "check: the arguments are valid (--check: nothing was run, nothing was touched)"
+    json_object '=valid' true
+    exit 0
 }
 
 # shown OPT VALUE: how to quote a user value in a message.
@@ -237,7 +252,7 @@ check_dir() {
         die "$E_ARG" "$opt contains unsupported characters: $(shown "$dir") (e.g. $opt $example)"
     [[ /$dir/ != */../* ]] ||
         die "$E_ARG" "$opt must not contain '..': $(shown "$dir") (e.g. $opt $example)"
-    [[ -d $dir ]] || die "$E_MISSING" "$opt directory does not exist: $dir"
+    ((CHECK_ONLY)) || [[ -d $dir ]] || die "$E_MISSING" "$opt directory does not exist: $dir"
 }
 
 # check_filename OPT VALUE EXAMPLE: a plain file name, no slash.
@@ -315,9 +330,11 @@ default_project() {
     printf '%s' "$name"
 }
 
-# need_tools TOOL...: exit 3 naming the first missing tool.
+# need_tools TOOL...: exit 3 naming the first missing tool (nothing to do with --check: the
+# tools are the server's, not the arguments).
 need_tools() {
     local t
+    ((!CHECK_ONLY)) || return 0
     for t in "$@"; do
         command -v "$t" >/dev/null 2>&1 || die "$E_MISSING" "required tool not found on this server: $t"
     done
@@ -617,7 +634,7 @@ check_backup_dir() {
         "$DEPLOY_DIR/.deploy/"*) ;;
         "$DEPLOY_DIR/"*) die "$E_ARG" "--backup-dir $BACKUP_DIR is inside --deploy-dir $DEPLOY_DIR: the archives would archive themselves (e.g. --backup-dir /opt/mcp-backups)" ;;
     esac
-    [[ -w $BACKUP_DIR ]] || die "$E_BACKUP" "--backup-dir $BACKUP_DIR is not writable by $(id -un) (e.g. sudo chown $(id -un): $BACKUP_DIR)"
+    ((CHECK_ONLY)) || [[ -w $BACKUP_DIR ]] || die "$E_BACKUP" "--backup-dir $BACKUP_DIR is not writable by $(id -un) (e.g. sudo chown $(id -un): $BACKUP_DIR)"
 }
 
 # ---------------------------------------------------------------- backup consistency

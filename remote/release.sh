@@ -48,6 +48,8 @@ to, and the live colour keeps serving (exit 10, with or without --backup-dir).
 
 stdout: {\"image\": \"REF\", \"health\": \"<body>\", \"backup_id\": \"ID\", \"previous_image\": \"REF\"}
 (blue-green adds \"colour\"; backup_id is \"\" without --backup-dir)
+--check: validate the arguments only (same rules as a run; not the server's dirs, tools or
+stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/file/tool (or nothing staged), 4 locked,
 5 not enough disk space for the backup, 6 backup could not be written or verified (nothing
 was switched), 8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
@@ -103,6 +105,7 @@ ARCHIVE="" BACKUP_ID=""
 [[ -z $BACKUP_DIR ]] || check_backup_dir
 need_tools docker curl flock tar gzip df du
 [[ -z $PRE_BACKUP_COMMAND ]] || need_tools timeout xargs
+check_only_done
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"

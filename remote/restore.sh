@@ -44,6 +44,8 @@ if it is not, the files are put back and the live colour never stopped serving (
 
 List the backups: ls $BACKUP_PREFIX* in the backup dir.
 stdout: {\"restored_backup\": \"ID\", \"image\": \"REF\", \"replaced_backup\": \"ID\"}
+--check: validate the arguments only (same rules as a run; not the server's dirs, tools or
+stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/tool, 4 locked, 5 not enough disk space for the
 backup of what is replaced, 6 that backup failed (nothing was touched), 12 restore failed
 (unknown backup, unreadable archive, unhealthy after restore: the previous files are back)."
@@ -87,6 +89,7 @@ DEPLOY_DIR=${DEPLOY_DIR%/}
 check_backup_dir
 need_tools docker curl flock tar gzip df du
 [[ -z $PRE_BACKUP_COMMAND ]] || need_tools timeout xargs
+check_only_done
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
