@@ -43,6 +43,7 @@ from local.stack import (  # noqa: E402
     target_config,
 )
 from local.target import (  # noqa: E402
+    DeployTarget,
     HttpProbe,
     LocalServer,
     create_deploy_target,
@@ -74,53 +75,105 @@ def ensure_images(server: LocalServer) -> tuple[dict[str, str], str]:
 
 @dataclass
 class Row:
+    """One measured step. Times are seconds since the step's command started."""
+
     strategy: str
     step: str
-    seconds: float
+    seconds: float  # the command, start to exit
     exit_code: int
-    serving_after_s: float | None = None  # start -> the new version answers
+    serving_after_s: float | None = None  # the version expected answers
+    first_remote_s: float | None = None  # the scripts' first log line on the server
+    failure_detected_s: float | None = None  # the release's "FAILED:" line
+    healthy_again_s: float | None = None  # the previous version answers after the failure
     probe: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def remote_s(self) -> float | None:
+        """First remote step start -> the new version answers."""
+        if self.serving_after_s is None or self.first_remote_s is None:
+            return None
+        return self.serving_after_s - self.first_remote_s
+
     def as_dict(self) -> dict[str, Any]:
+        def r(value: float | None) -> float | None:
+            return None if value is None else round(value, 2)
+
         return {
             "strategy": self.strategy,
             "step": self.step,
-            "seconds": round(self.seconds, 2),
+            "seconds": r(self.seconds),
             "exit_code": self.exit_code,
-            "serving_after_s": None
-            if self.serving_after_s is None
-            else round(self.serving_after_s, 2),
+            "serving_after_s": r(self.serving_after_s),
+            "first_remote_s": r(self.first_remote_s),
+            "remote_s": r(self.remote_s),
+            "failure_detected_s": r(self.failure_detected_s),
+            "healthy_again_s": r(self.healthy_again_s),
             "prober": self.probe,
         }
 
 
-class VersionWatch:
-    """Polls the health URL every 50 ms and notes when `version` first answers."""
+class StepWatch:
+    """While a step runs: which version answers the health URL (polled every 50 ms), and each
+    new line of the scripts' audit log on the server (`<deployDir>/.deploy/history.log`, read
+    every 10 ms: the local server's files are this machine's), with times since the start."""
 
-    def __init__(self, url: str, version: str) -> None:
-        self.url, self.version = url, version
+    def __init__(self, url: str, history_log: Path) -> None:
+        self.url, self.history_log = url, history_log
         self.started = time.monotonic()
-        self.seen_at: float | None = None
+        self.answers: list[tuple[float, str]] = []  # (t, version) at each change of answer
+        self.lines: list[tuple[float, str]] = []
+        self._offset = history_log.stat().st_size if history_log.exists() else 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._poll_http, daemon=True),
+            threading.Thread(target=self._tail_log, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self) -> None:
+    def _now(self) -> float:
+        return time.monotonic() - self.started
+
+    def _poll_http(self) -> None:
         http = HttpProbe()
-        while not self._stop.is_set() and self.seen_at is None:
+        last = None
+        while not self._stop.is_set():
             status, body = http.get(self.url, timeout=1)
             try:
-                version = json.loads(body).get("version") if status == 200 else None
+                version = str(json.loads(body).get("version")) if status == 200 else ""
             except ValueError:
-                version = None
-            if version == self.version:
-                self.seen_at = time.monotonic() - self.started
+                version = ""
+            if version != last:
+                self.answers.append((self._now(), version))
+                last = version
             time.sleep(0.05)
 
-    def stop(self) -> float | None:
+    def _tail_log(self) -> None:
+        pending = ""
+        while not self._stop.is_set():
+            if self.history_log.exists():
+                with self.history_log.open() as log:
+                    log.seek(self._offset)
+                    chunk = log.read()
+                    self._offset = log.tell()
+                pending += chunk
+                *complete, pending = pending.split("\n")
+                now = self._now()
+                self.lines += [(now, line) for line in complete if line]
+            time.sleep(0.01)
+
+    def stop(self) -> StepWatch:
         self._stop.set()
-        self._thread.join()
-        return self.seen_at
+        for thread in self._threads:
+            thread.join()
+        return self
+
+    def first_answer(self, version: str, after: float = 0.0) -> float | None:
+        """When `version` first answered (at or after `after`)."""
+        return next((t for t, v in self.answers if v == version and t >= after), None)
+
+    def first_line(self, needle: str) -> float | None:
+        return next((t for t, line in self.lines if needle in line), None)
 
 
 @dataclass
@@ -133,15 +186,21 @@ class Bench:
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
-        serving = (
-            "" if row.serving_after_s is None else f" serving after {row.serving_after_s:5.2f}s"
-        )
-        probe = ""
+        notes = []
+        if row.serving_after_s is not None:
+            notes.append(f"serving after {row.serving_after_s:.2f}s")
+        if row.remote_s is not None:
+            notes.append(f"remote part {row.remote_s:.2f}s")
+        if row.healthy_again_s is not None and row.failure_detected_s is not None:
+            notes.append(
+                f"failure at {row.failure_detected_s:.2f}s, previous version healthy again "
+                f"{row.healthy_again_s - row.failure_detected_s:.2f}s later"
+            )
         if row.probe:
-            probe = f" failed {row.probe['failed']}/{row.probe['requests']} requests"
+            notes.append(f"failed {row.probe['failed']}/{row.probe['requests']} requests")
         print(
-            f"  {row.strategy:10} {row.step:34} {row.seconds:6.2f}s exit {row.exit_code}"
-            f"{serving}{probe}",
+            f"  {row.strategy:10} {row.step:38} {row.seconds:6.2f}s exit {row.exit_code}  "
+            + "; ".join(notes),
             flush=True,
         )
 
@@ -186,17 +245,30 @@ class Bench:
         strategy: str,
         step: str,
         action: Callable[[], int],
+        target: DeployTarget,
         *,
-        url: str | None = None,
         expect_version: str | None = None,
-        prober: Prober | None = None,
+        previous_version: str | None = None,
     ) -> Row:
-        watch = VersionWatch(url, expect_version) if url and expect_version else None
+        """Runs `action` while watching the app and the server's audit log."""
+        watch = StepWatch(target.health_url, target.deploy_dir / ".deploy" / "history.log")
         started = time.monotonic()
         code = action()
         seconds = time.monotonic() - started
-        serving = watch.stop() if watch else None
-        row = Row(strategy, step, seconds, code, serving)
+        watch.stop()
+        failure = watch.first_line("FAILED:")
+        row = Row(
+            strategy,
+            step,
+            seconds,
+            code,
+            serving_after_s=watch.first_answer(expect_version) if expect_version else None,
+            first_remote_s=watch.lines[0][0] if watch.lines else None,
+            failure_detected_s=failure,
+            healthy_again_s=watch.first_answer(previous_version, after=failure)
+            if previous_version and failure is not None
+            else None,
+        )
         self.add(row)
         return row
 
@@ -239,7 +311,7 @@ class Bench:
                     "recreate",
                     f"pulumi up -> {other}",
                     lambda: stack.up(check=False).returncode,
-                    url=target.health_url,
+                    target,
                     expect_version=other,
                 )
                 deployed = other
@@ -249,31 +321,35 @@ class Bench:
                         "recreate",
                         f"raw commands -> {version}",
                         lambda v=version: self.raw_deploy(target, v),
-                        url=target.health_url,
+                        target,
                         expect_version=version,
                     )
-            current = deployed
             for _ in range(reps):
                 self.timed(
-                    "recreate", "pulumi up (no-op)", lambda: stack.up(check=False).returncode
+                    "recreate",
+                    "pulumi up (no-op)",
+                    lambda: stack.up(check=False).returncode,
+                    target,
                 )
                 self.timed(
                     "recreate",
                     "pulumi preview (no-op)",
                     lambda: stack.preview(check=False).returncode,
+                    target,
                 )
-            stack.set_config("mcp:imageTag", "broken-500")
             self.timed(
                 "recreate",
                 "pulumi up broken-500 (auto rollback)",
-                lambda: stack.up(check=False).returncode,
+                self._up_tag(stack, "broken-500"),
+                target,
+                previous_version=deployed,
             )
-            previous = "v2" if current == "v1" else "v1"
+            previous = "v2" if deployed == "v1" else "v1"
             self.timed(
                 "recreate",
                 f"rollback.py --last-good -> {previous}",
                 lambda: self.rollback_last_good(stack),
-                url=target.health_url,
+                target,
                 expect_version=previous,
             )
         finally:
@@ -284,20 +360,33 @@ class Bench:
         stack, target = self.stack_for("blue-green")
         try:
             stack.up()
-            steps: list[tuple[str, Callable[[], int], str | None]] = []
-            for version in ("v2", "v1"):
-                steps.append((f"pulumi up -> {version}", self._up_tag(stack, version), version))
-            steps.append(
-                ("pulumi up broken-500 (auto rollback)", self._up_tag(stack, "broken-500"), None)
-            )
-            steps.append(
-                ("rollback.py --last-good -> v2", lambda: self.rollback_last_good(stack), "v2")
-            )
-            for step, action, version in steps:
+            steps: list[tuple[str, Callable[[], int], str | None, str | None]] = [
+                ("pulumi up -> v2", self._up_tag(stack, "v2"), "v2", None),
+                ("pulumi up -> v1", self._up_tag(stack, "v1"), "v1", None),
+                (
+                    "pulumi up broken-500 (auto rollback)",
+                    self._up_tag(stack, "broken-500"),
+                    None,
+                    "v1",
+                ),
+                (
+                    "rollback.py --last-good -> v2",
+                    lambda: self.rollback_last_good(stack),
+                    "v2",
+                    None,
+                ),
+            ]
+            for step, action, version, previous in steps:
+                _wait_lock_free(target.deploy_dir)  # the old colour stops in the background
                 prober = Prober(target.health_url, rate=PROBER_RATE, slow_s=1.0).start()
                 time.sleep(0.5)
                 row = self.timed(
-                    "blue-green", step, action, url=target.health_url, expect_version=version
+                    "blue-green",
+                    step,
+                    action,
+                    target,
+                    expect_version=version,
+                    previous_version=previous,
                 )
                 time.sleep(0.5)
                 row.probe = prober.stop().summary()
@@ -330,12 +419,26 @@ class Bench:
             stack.ensure_in_backend()
             stack.up()
             for _ in range(reps):
-                self.timed(
-                    "baseline",
-                    "one-resource pulumi up (no-op)",
-                    lambda: stack.up(check=False).returncode,
-                )
+                self.add(_timed_plain("baseline", "one-resource pulumi up (no-op)", stack.up))
             stack.remove()
+
+
+def _timed_plain(
+    strategy: str, step: str, up: Callable[..., subprocess.CompletedProcess[str]]
+) -> Row:
+    started = time.monotonic()
+    code = up(check=False).returncode
+    return Row(strategy, step, time.monotonic() - started, code)
+
+
+def _wait_lock_free(deploy_dir: Path, timeout: float = 120) -> None:
+    """Waits until no script holds the deploy lock (flock on <deployDir>/.deploy/lock)."""
+    lock = deploy_dir / ".deploy" / "lock"
+    if not lock.exists():
+        return
+    subprocess.run(
+        ["flock", "-w", str(timeout), str(lock), "true"], check=False, capture_output=True
+    )
 
 
 def _remove_blue_green(project: str) -> None:
@@ -359,10 +462,28 @@ def median(rows: list[Row], prefix: str, strategy: str, attr: str = "seconds") -
     return statistics.median(values) if values else None
 
 
+# Issue 13's table: measure -> (today, as measured before this work; target). "Today" is the
+# issue's own figure (the same measure on the program before the one-plan and speed work).
+TARGETS: dict[str, tuple[str, str]] = {
+    "pulumi up of a new tag / raw commands": ("3.2x", "<= 2.0x"),
+    "remote part (first remote step -> new version healthy) / raw commands": (
+        "not measured",
+        "<= 1.2x",
+    ),
+    "no-op pulumi up / one-resource program's no-op up": ("1.33x", "<= 1.1x"),
+    "automatic rollback: failure detected -> previous version healthy": (
+        "~5 s past the deadline",
+        "<= 2 s past the deadline",
+    ),
+    "blue-green: failed requests during deploys and rollbacks": ("0", "0"),
+}
+
+
 def summarise(rows: list[Row]) -> dict[str, Any]:
     raw = median(rows, "raw commands", "recreate")
     up = median(rows, "pulumi up -> ", "recreate")
     up_serving = median(rows, "pulumi up -> ", "recreate", "serving_after_s")
+    remote = median(rows, "pulumi up -> ", "recreate", "remote_s")
     noop = median(rows, "pulumi up (no-op)", "recreate")
     preview = median(rows, "pulumi preview (no-op)", "recreate")
     floor = median(rows, "one-resource", "baseline")
@@ -375,32 +496,59 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 2) if a and b else None
 
-    return {
-        "raw_commands_s": raw and round(raw, 2),
-        "pulumi_up_new_tag_s": up and round(up, 2),
-        "pulumi_up_new_tag_serving_after_s": up_serving and round(up_serving, 2),
-        "ratio_pulumi_up_vs_raw": ratio(up, raw),
-        "noop_up_s": noop and round(noop, 2),
-        "noop_preview_s": preview and round(preview, 2),
-        "one_resource_noop_up_s": floor and round(floor, 2),
-        "ratio_noop_vs_one_resource": ratio(noop, floor),
-        "auto_rollback_s": auto and round(auto.seconds, 2),
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 2)
+
+    rollback_gap = None
+    past_deadline = None
+    if auto and auto.failure_detected_s is not None and auto.healthy_again_s is not None:
+        rollback_gap = auto.healthy_again_s - auto.failure_detected_s
+        if auto.first_remote_s is not None:
+            past_deadline = auto.healthy_again_s - auto.first_remote_s - HEALTH_TIMEOUT
+    failed = sum(r.probe.get("failed", 0) for r in bg)
+    figures = {
+        "raw_commands_s": rounded(raw),
+        "pulumi_up_new_tag_s": rounded(up),
+        "pulumi_up_new_tag_serving_after_s": rounded(up_serving),
+        "remote_part_s": rounded(remote),
+        "noop_up_s": rounded(noop),
+        "noop_preview_s": rounded(preview),
+        "one_resource_noop_up_s": rounded(floor),
+        "auto_rollback_up_s": auto and rounded(auto.seconds),
         "auto_rollback_exit": auto and auto.exit_code,
-        "auto_rollback_past_deadline_s": auto and round(auto.seconds - HEALTH_TIMEOUT, 2),
-        "rollback_py_s": back and round(back.seconds, 2),
-        "rollback_py_serving_after_s": back
-        and back.serving_after_s
-        and round(back.serving_after_s, 2),
-        "blue_green_failed_requests": sum(r.probe.get("failed", 0) for r in bg),
+        "auto_rollback_failure_to_healthy_s": rounded(rollback_gap),
+        "auto_rollback_remote_past_deadline_s": rounded(past_deadline),
+        "rollback_py_s": back and rounded(back.seconds),
+        "rollback_py_serving_after_s": back and rounded(back.serving_after_s),
+        "blue_green_failed_requests": failed,
         "blue_green_requests": sum(r.probe.get("requests", 0) for r in bg),
     }
+    new = {
+        "pulumi up of a new tag / raw commands": f"{ratio(up, raw)}x",
+        "remote part (first remote step -> new version healthy) / raw commands": (
+            f"{ratio(remote, raw)}x"
+        ),
+        "no-op pulumi up / one-resource program's no-op up": f"{ratio(noop, floor)}x",
+        "automatic rollback: failure detected -> previous version healthy": (
+            f"{rounded(rollback_gap)} s after detection; "
+            f"{rounded(past_deadline)} s past the deadline"
+        ),
+        "blue-green: failed requests during deploys and rollbacks": str(failed),
+    }
+    table = [
+        {"measure": measure, "today": today, "new": new[measure], "target": target}
+        for measure, (today, target) in TARGETS.items()
+    ]
+    return {"figures": figures, "table": table}
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print("\nmeasure                                                  value")
-    print("-" * 66)
-    for key, value in summary.items():
-        print(f"{key:56} {value}")
+    print("\nfigures (medians, seconds)")
+    for key, value in summary["figures"].items():
+        print(f"  {key:44} {value}")
+    print(f"\n| {'measure':70} | {'today':22} | {'new':44} | target |")
+    for row in summary["table"]:
+        print(f"| {row['measure']:70} | {row['today']:22} | {row['new']:44} | {row['target']} |")
 
 
 def main() -> int:
