@@ -101,7 +101,7 @@ class GitHubSetup(pulumi.ComponentResource):
                 secret_name=secret_name,
                 # Every value goes through Output.secret, even the non-sensitive ones, so that
                 # none of them is stored in the stack state in plain text.
-                plaintext_value=pulumi.Output.secret(value),
+                value=pulumi.Output.secret(value),
                 opts=child,
             )
             for secret_name, value in actions_secret_values(args).items()

@@ -6,10 +6,6 @@ import re
 
 # A resource row of the plan/progress table: `+   ├─ docker:index:Image  app-build  created`.
 _ROW = re.compile(r"^\s*(\+-|-\+|\+\+|--|\+|-|~)\s+[├└│─ ]*[A-Za-z0-9_]+:[^\s]+\s+(\S+)")
-_SUMMARY = re.compile(
-    r"^\s*[+~-]*\s*(\d+) (created|updated|deleted|replaced|to create|"
-    r"to update|to delete|to replace)\b"
-)
 
 
 def changed_resources(output: str) -> list[str]:
@@ -25,11 +21,8 @@ def changed_resources(output: str) -> list[str]:
     return seen
 
 
-def summary_changes(output: str) -> list[str]:
-    """The non-zero lines of the `Resources:` summary other than `unchanged`, e.g. `1 updated`."""
-    summary = output.rsplit("Resources:", 1)[-1] if "Resources:" in output else ""
-    return [
-        f"{m.group(1)} {m.group(2)}"
-        for line in summary.splitlines()
-        if (m := _SUMMARY.match(line)) is not None
-    ]
+def changes_besides_script_copies(output: str) -> list[str]:
+    """`changed_resources`, without re-copies of the remote scripts (`server-script-*`): on a
+    shared checkout, another engineer's edit of remote/*.sh between two `up`s re-copies it, and
+    that says nothing about the image or the GitHub side. A copy runs nothing on the server."""
+    return [entry for entry in changed_resources(output) if " server-script-" not in entry]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.e2e.github_standin import GitHubStandIn
-from tests.e2e.pulumi_output import changed_resources, summary_changes
+from tests.e2e.pulumi_output import changed_resources, changes_besides_script_copies
 from tests.e2e.webhook_sink import WebhookSink
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
     # A second up: nothing written on GitHub, nothing run on the server, no new message.
     writes_before = len(github_api.writes())
     proc = e2e.up()
-    assert summary_changes(proc.stdout) == [], proc.stdout
+    assert changes_besides_script_copies(proc.stdout) == [], proc.stdout
     assert len(github_api.writes()) == writes_before
     assert e2e.history_log() == history
     assert len(slack.posts) == 1
@@ -135,7 +135,8 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
     rotated = webhook(slack)
     e2e.secret_values.append(rotated)
     e2e.stack.set_config("mcp:slackWebhookUrl", rotated, secret=True)
-    e2e.up()
+    proc = e2e.up()
+    assert "~ github-secret-slack-webhook-url" in changed_resources(proc.stdout), proc.stdout
     new_writes = github_api.writes()[writes_before:]
     secret_path = f"/api/v3/repos/{OWNER}/{REPOSITORY}/actions/secrets/SLACK_WEBHOOK_URL"
     assert [(w.method, w.path) for w in new_writes] == [("PUT", secret_path)], new_writes

@@ -56,8 +56,8 @@ def test_only_what_the_workflows_read_is_declared(production: ProgramRun) -> Non
     assert variables["PULUMI_BACKEND_URL"].inputs["value"] == "s3://mcp-state/production"
     slack = secrets["SLACK_WEBHOOK_URL"]
     assert slack.inputs["repository"] == "mcp"
-    assert "plaintextValue" in slack.secret_paths()
-    assert slack.inputs["plaintextValue"].endswith("/slack-secret-value")
+    assert "value" in slack.secret_paths()
+    assert slack.inputs["value"].endswith("/slack-secret-value")
 
 
 def test_the_deploy_key_is_copied_nowhere_by_default(
@@ -80,11 +80,11 @@ def test_legacy_secrets_are_an_explicit_opt_in(run_program: Run, test_keys: Test
     secrets = secrets_of(run)
     assert set(secrets) == {*LEGACY_SECRET_NAMES, "SLACK_WEBHOOK_URL"}
     for name, secret in secrets.items():
-        assert "plaintextValue" in secret.secret_paths(), name
-    assert secrets["HOSTINGER_HOST"].inputs["plaintextValue"] == "147.79.101.32"
-    assert secrets["HOSTINGER_USER"].inputs["plaintextValue"] == "feustey"
-    assert secrets["HOSTINGER_DEPLOY_DIR"].inputs["plaintextValue"] == "/opt/mcp"
-    assert secrets["HOSTINGER_SSH_KEY"].inputs["plaintextValue"] == test_keys.private_key
+        assert "value" in secret.secret_paths(), name
+    assert secrets["HOSTINGER_HOST"].inputs["value"] == "147.79.101.32"
+    assert secrets["HOSTINGER_USER"].inputs["value"] == "feustey"
+    assert secrets["HOSTINGER_DEPLOY_DIR"].inputs["value"] == "/opt/mcp"
+    assert secrets["HOSTINGER_SSH_KEY"].inputs["value"] == test_keys.private_key
     # The same resource names as the original program: opting in replaces nothing.
     assert run.get("github-secret-hostinger-ssh-key").inputs["secretName"] == "HOSTINGER_SSH_KEY"
 
