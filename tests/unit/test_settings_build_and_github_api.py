@@ -1,12 +1,16 @@
-"""`mcp:image.prepare` (the command that writes the build context) and `mcp:github.apiUrl`."""
+"""`mcp:image.prepare` (the command that writes the build context), the push-login check, the
+registry address of the `latest` push, and `mcp:github.apiUrl`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
+from components.image import registry_api_address, run_prepare
 from tests.unit.conftest import ProgramRun, TestKeys, base_config
 from tests.unit.test_settings import load, problems_for, with_field
 
@@ -75,3 +79,33 @@ def test_the_github_provider_takes_the_api_url(
     assert provider.inputs["baseUrl"] == "http://127.0.0.1:9999/"
     (default,) = run_program(base_config(test_keys)).of_type("pulumi:providers:github")
     assert default.inputs.get("baseUrl", "https://api.github.com/") == "https://api.github.com/"
+
+
+@pytest.mark.parametrize(
+    ("registry", "address"),
+    [
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("localhost:5000", "http://localhost:5000"),
+        ("ghcr.io", "ghcr.io"),
+        ("registry.example.com:443", "registry.example.com:443"),
+    ],
+)
+def test_only_a_loopback_registry_is_spoken_to_in_plain_http(registry: str, address: str) -> None:
+    assert registry_api_address(registry) == address
+
+
+def test_a_failing_prepare_names_the_command_and_shows_its_output(tmp_path: Path) -> None:
+    script = tmp_path / "prepare.sh"
+    script.write_text("echo 'go build failed: main.go:3: syntax error' >&2\nexit 3\n")
+    with pytest.raises(pulumi.RunError) as raised:
+        run_prepare(("bash", str(script)), str(tmp_path / "ctx"), "Dockerfile")
+    message = str(raised.value)
+    assert f"`bash {script}` exited 3" in message
+    assert "main.go:3: syntax error" in message and "nothing was built" in message
+
+
+def test_a_prepare_that_leaves_no_dockerfile_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(pulumi.RunError) as raised:
+        run_prepare(("true",), str(tmp_path), "Dockerfile")
+    assert "'Dockerfile' is not in" in str(raised.value)
+    assert "mcp:image.context" in str(raised.value)
