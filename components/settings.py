@@ -890,6 +890,12 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
     )
 
 
+def _github_api_url(text: str) -> bool:
+    """An http(s) URL; plain http only on loopback (the admin token goes with every request)."""
+    loopback = re.match(r"http://(?:127\.[0-9.]+|localhost|\[::1\])[:/]", text) is not None
+    return _url(text) and (text.startswith("https://") or loopback)
+
+
 def _read_github(reader: _Reader) -> GitHubSettings | None:
     example = (
         '{"owner": "feustey", "repository": "mcp", "reviewerUserIds": [1234567], '
@@ -962,8 +968,9 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
         api_url = reader.string(
             api_url,
             "github.apiUrl",
-            _url,
-            "must be the http(s) base URL of a GitHub API (omit it for api.github.com)",
+            _github_api_url,
+            "must be the https:// base URL of a GitHub API (http:// only on loopback: the admin "
+            "token goes with every request; omit the key for api.github.com)",
             "https://github.example.com/",
         )
     return GitHubSettings(

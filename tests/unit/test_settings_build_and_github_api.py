@@ -44,7 +44,13 @@ def test_github_api_url_defaults_to_github_and_is_validated(test_keys: TestKeys)
     config = with_field(base_config(test_keys), "github", "apiUrl", "http://127.0.0.1:9999/")
     github = load(config).github
     assert github is not None and github.api_url == "http://127.0.0.1:9999/"
-    for bad in ("127.0.0.1:9999", "ftp://github.example.com/", "https://x y/"):
+    for bad in (
+        "127.0.0.1:9999",
+        "ftp://github.example.com/",
+        "https://x y/",
+        "http://github.example.com/",  # the token would travel in clear
+        "http://127.0.0.1.example.com/",
+    ):
         config = with_field(base_config(test_keys), "github", "apiUrl", bad)
         assert any(p.startswith("mcp:github.apiUrl:") for p in problems_for(config)), bad
 
