@@ -58,6 +58,9 @@ setup_traps
 if [[ -n $compose_file_path ]]; then
     detect_compose
     MCP_IMAGE=$(env_image "$DEPLOY_DIR")
+    # Blue-green: the service runs in the live colour's compose project, <project>-<colour>.
+    PROJECT=$(serving_project "$DEPLOY_DIR" "$PROJECT")
+    log "checking service $SERVICE of compose project $PROJECT"
 fi
 if ! MCP_IMAGE=${MCP_IMAGE:-} health_check "$URL" "$ATTEMPTS" "$TIMEOUT" "$compose_file_path"; then
     die "$E_UNHEALTHY" "UNHEALTHY: $URL ($HEALTH_REASON)"

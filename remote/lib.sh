@@ -458,6 +458,14 @@ live_colour() {
     return 0
 }
 
+# serving_project DEPLOY_DIR PROJECT: the compose project of the release serving traffic:
+# PROJECT, or PROJECT-<live colour> with blue-green.
+serving_project() {
+    local colour
+    colour=$(live_colour "$1")
+    printf '%s%s' "$2" "${colour:+-$colour}"
+}
+
 # running_image DEPLOY_DIR FILE: image of the running service container, else MCP_IMAGE of
 # .env (logged), else "". Prints it.
 running_image() {
