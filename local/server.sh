@@ -52,6 +52,7 @@ COMPOSE_V2_DIR="$TOOLS_CACHE/docker-compose-$COMPOSE_V2_VERSION"
 COMPOSE_V2_BIN="$COMPOSE_V2_DIR/docker-compose"
 V1_USER="${MCP_LOCAL_V1_USER:-mcpdeploy-v1}"
 V1_BASE="${MCP_LOCAL_V1_BASE:-/opt/mcp-local-v1}"
+BUILD_WORK="" BUILD_PID="" # the compose build in progress (cleaned up on exit)
 
 APT_PACKAGES=(docker.io docker-compose openssh-server openssh-client docker-registry
     shellcheck busybox-static apache2-utils curl util-linux tar gzip coreutils)
@@ -184,6 +185,9 @@ build_compose_v2() {
     mkdir -p "$TOOLS_CACHE"
     local work started=$SECONDS pid
     work="$(mktemp -d "$TOOLS_CACHE/.docker-compose-build.XXXXXX")"
+    # Interrupted (Ctrl-C, die): stop the build (a background job ignores SIGINT) and drop it.
+    BUILD_WORK=$work
+    trap 'if [[ -n $BUILD_PID ]]; then kill "$BUILD_PID" 2>/dev/null || true; fi; rm -rf "$BUILD_WORK"' EXIT
     log "compose $COMPOSE_V2_VERSION: building $COMPOSE_V2_MODULE/cmd from the Go module proxy with $("$go_bin" version | cut -d' ' -f3) (cold: several minutes on 2 cores; log $work/build.log)"
     # Compose's go.mod has exclude directives, which `go install module@version` refuses:
     # fetch the module's source and build it as the main module, with its own go.mod/go.sum.
@@ -192,16 +196,16 @@ build_compose_v2() {
         | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')" || true
     if [[ -z "$src" || ! -f "$src/go.mod" ]]; then
         cat "$work/download.log" >&2 || true
-        rm -rf "$work"
         die "downloading $COMPOSE_V2_MODULE@$COMPOSE_V2_VERSION failed: check that the Go module proxy is reachable (go env GOPROXY)"
     fi
     cp -R "$src" "$work/src"
     chmod -R u+w "$work/src"
-    (cd "$work/src" && GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0 \
+    (cd "$work/src" && export GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0 && exec \
         "$go_bin" build -trimpath \
         -ldflags "-s -w -X $COMPOSE_V2_MODULE/internal.Version=$COMPOSE_V2_VERSION" \
         -o "$work/bin/cmd" ./cmd) </dev/null >"$work/build.log" 2>&1 &
     pid=$!
+    BUILD_PID=$pid
     while kill -0 "$pid" 2>/dev/null; do
         local i
         for ((i = 0; i < 30; i++)); do
@@ -213,14 +217,14 @@ build_compose_v2() {
         fi
     done
     if ! wait "$pid"; then
+        BUILD_PID=""
         tail -n 40 "$work/build.log" >&2 || true
-        rm -rf "$work"
         die "building compose $COMPOSE_V2_VERSION failed (last lines above): check that the Go module proxy is reachable (go env GOPROXY) and Go is >= 1.24"
     fi
     local got
+    BUILD_PID=""
     got="$("$work/bin/cmd" version --short 2>&1 </dev/null || true)"
     if [[ "$got" != "${COMPOSE_V2_VERSION#v}" ]]; then
-        rm -rf "$work"
         die "the compose binary built from $COMPOSE_V2_MODULE@$COMPOSE_V2_VERSION reports version '$got', not ${COMPOSE_V2_VERSION#v}"
     fi
     mkdir -p "$work/dir"
@@ -229,6 +233,7 @@ build_compose_v2() {
     rm -rf "$COMPOSE_V2_DIR"
     mv "$work/dir" "$COMPOSE_V2_DIR"
     rm -rf "$work"
+    trap - EXIT
     compose_v2_cached || die "compose $COMPOSE_V2_VERSION was built but $COMPOSE_V2_BIN does not answer 'version --short' with ${COMPOSE_V2_VERSION#v}"
     log "compose $COMPOSE_V2_VERSION: built into $COMPOSE_V2_DIR in $((SECONDS - started))s"
 }
