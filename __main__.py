@@ -1,10 +1,11 @@
-"""Deploys MCP: GitHub setup, image, then backup -> deploy -> release on the server over SSH."""
+"""Deploys MCP: GitHub setup, image, then the deploy plan (deploy -> release) on the server."""
 
 import pulumi
 
 from components.github_repo import GitHubSetup, GitHubSetupArgs
 from components.image import AppImage
 from components.notification import SlackNotification
+from components.plan import deploy_plan, plan_inputs
 from components.server import ServerDeployment, ServerDeploymentArgs
 from components.settings import load_settings
 
@@ -37,12 +38,8 @@ server = ServerDeployment(
     "server",
     ServerDeploymentArgs(
         server=settings.server,
-        paths=settings.paths,
-        app=settings.app,
-        image=settings.image,
-        image_ref=image_ref,
-        env_file_content=settings.env_file_content,
-        restore_backup=settings.restore_backup,
+        plan=deploy_plan(settings),
+        inputs=plan_inputs(settings, image_ref),
     ),
     opts=pulumi.ResourceOptions(depends_on=server_waits_for),
 )

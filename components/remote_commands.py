@@ -1,39 +1,81 @@
-"""Builds the exact command lines that run the remote scripts; runs nothing itself.
+"""Builds the remote scripts' command lines from settings (commands are data); runs nothing.
 
-Every value is shell-quoted, so a config value can never become shell syntax on the server.
-Secrets are never part of a command line: they go on stdin (see `deploy_stdin`).
+A command line is a tuple of words: strings, and `Ref`s for the values known only while
+deploying (the digest-pinned image reference). `command_line` quotes every word, so a config
+value can never become shell syntax on the server. Secrets are never words: they go on stdin
+(`stdin_text`). Which steps run, in which order, is `components/plan.py`'s business.
 """
 
 from __future__ import annotations
 
 import shlex
-import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import AppSettings, PathSettings
+from components.settings import AppSettings, PathSettings, blue_green_addresses
 
 SCRIPTS_SOURCE_DIR = Path(__file__).resolve().parent.parent / "remote"
-SCRIPT_NAMES = (
-    "lib.sh",
-    "bluegreen.sh",
-    "backup.sh",
-    "deploy.sh",
-    "release.sh",
-    "restore.sh",
-    "healthcheck.sh",
+# Every script the program installs: each `*.sh` under remote/, by its path relative to it.
+SCRIPT_NAMES = tuple(
+    str(path.relative_to(SCRIPTS_SOURCE_DIR)) for path in sorted(SCRIPTS_SOURCE_DIR.rglob("*.sh"))
 )
 
 
-def _command(paths: PathSettings, script: str, options: list[tuple[str, str | int | None]]) -> str:
-    """`bash <script> --opt value ...`; a value of None makes a flag without a value."""
-    words = ["bash", f"{paths.scripts_dir}/{script}"]
+@dataclass(frozen=True)
+class Ref:
+    """A value known only while deploying, by name: the image reference, or a secret input."""
+
+    name: str
+    secret: bool = False
+
+
+IMAGE = Ref("image")
+PULL_PASSWORD = Ref("registryPullPassword", secret=True)
+ENV_FILE = Ref("envFileContent", secret=True)
+
+Word = str | Ref
+Option = tuple[str, str | int | Ref | None]  # a value of None: a flag without a value
+
+
+def script_words(paths: PathSettings, script: str, options: list[Option]) -> tuple[Word, ...]:
+    """`bash <deploy-dir>/.deploy/bin/<script> --opt value ...`."""
+    words: list[Word] = ["bash", f"{paths.scripts_dir}/{script}"]
     for flag, value in options:
-        words += [flag] if value is None else [flag, str(value)]
-    return shlex.join(words)
+        words.append(flag)
+        if value is not None:
+            words.append(value if isinstance(value, Ref) else str(value))
+    return tuple(words)
 
 
-def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str | int | None]]:
-    options: list[tuple[str, str | int | None]] = [
+def command_line(words: tuple[Word, ...], values: Mapping[str, str]) -> str:
+    """The shell-quoted command line, each `Ref` replaced by its value (never a secret)."""
+    plain: list[str] = []
+    for word in words:
+        if isinstance(word, Ref):
+            if word.secret:
+                raise ValueError(f"{word.name} is a secret: it goes on stdin, never in a command")
+            plain.append(values[word.name])
+        else:
+            plain.append(word)
+    return shlex.join(plain)
+
+
+def stdin_text(parts: tuple[Ref, ...], values: Mapping[str, str]) -> str:
+    """What a script reads on stdin: each part in order, the registry password as one line,
+    a file's content ending with a newline."""
+    text = []
+    for part in parts:
+        value = values[part.name]
+        if part == PULL_PASSWORD:
+            text.append(value.strip("\n") + "\n")
+        else:
+            text.append(value if value.endswith("\n") else value + "\n")
+    return "".join(text)
+
+
+def app_options(paths: PathSettings, app: AppSettings) -> list[Option]:
+    options: list[Option] = [
         ("--deploy-dir", paths.deploy_dir),
         ("--compose-file", app.compose_file),
         ("--service", app.service),
@@ -44,7 +86,7 @@ def _app_options(paths: PathSettings, app: AppSettings) -> list[tuple[str, str |
     return options
 
 
-def _health_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
+def health_options(app: AppSettings) -> list[Option]:
     return [
         ("--health-url", app.health_url),
         ("--attempts", app.health_attempts),
@@ -52,29 +94,8 @@ def _health_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
     ]
 
 
-def _strategy_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
-    """`--strategy blue-green` and the proxy options; nothing for `recreate` (the scripts'
-    default), so that the command lines, and the steps' triggers, of existing stacks stay
-    the same."""
-    if app.strategy != "blue-green":
-        return []
-    if app.proxy is None:
-        raise ValueError("app.strategy blue-green needs the mcp:proxy settings")
-    options: list[tuple[str, str | int | None]] = [
-        ("--strategy", "blue-green"),
-        ("--proxy-image", app.proxy.image),
-    ]
-    if app.proxy.listen is not None:
-        options.append(("--proxy-listen", app.proxy.listen))
-    if app.proxy.colour_ports is not None:
-        blue, green = app.proxy.colour_ports
-        options.append(("--colour-ports", f"{blue},{green}"))
-    options.append(("--drain-seconds", app.proxy.drain_seconds))
-    return options
-
-
-def _backup_options(paths: PathSettings) -> list[tuple[str, str | int | None]]:
-    """Where backups go and how many are kept (backup.sh, and release.sh's own backup)."""
+def backup_options(paths: PathSettings) -> list[Option]:
+    """Where release.sh's own backup goes and how many are kept."""
     return [
         ("--backup-dir", paths.backup_dir),
         ("--keep", paths.keep_backups),
@@ -82,10 +103,10 @@ def _backup_options(paths: PathSettings) -> list[tuple[str, str | int | None]]:
     ]
 
 
-def _consistency_options(app: AppSettings) -> list[tuple[str, str | int | None]]:
-    """How a backup of a busy app is made consistent (every script that backs up); nothing
-    when unset, so existing command lines stay the same."""
-    options: list[tuple[str, str | int | None]] = []
+def consistency_options(app: AppSettings) -> list[Option]:
+    """How a backup of a busy app is made consistent; nothing when unset, so the command
+    lines of existing stacks stay the same."""
+    options: list[Option] = []
     if app.pre_backup_command:
         options.append(("--pre-backup-command", app.pre_backup_command))
     if app.pause_during_backup:
@@ -93,93 +114,19 @@ def _consistency_options(app: AppSettings) -> list[tuple[str, str | int | None]]
     return options
 
 
-def backup_command(paths: PathSettings, app: AppSettings) -> str:
-    """A standalone backup (on call, by hand): archive the deploy dir with a manifest of the
-    running image. The deploy itself needs no separate backup step: release.sh takes its own."""
-    return _command(
-        paths,
-        "backup.sh",
-        [*_app_options(paths, app), *_backup_options(paths), *_consistency_options(app)],
-    )
-
-
-def deploy_command(
-    paths: PathSettings,
-    app: AppSettings,
-    image_ref: str,
-    *,
-    with_env_file: bool,
-    registry: str | None,
-    registry_user: str | None,
-) -> str:
-    """Step 2: stage compose + env, log in, pull. Never touches the running app."""
-    options = [*_app_options(paths, app), ("--image", image_ref)]
-    if with_env_file:
-        options.append(("--env-file", app.env_file_name))
-    if registry and registry_user:
-        options += [("--registry", registry), ("--registry-user", registry_user)]
-    return _command(paths, "deploy.sh", options)
-
-
-def deploy_stdin(registry_password: str | None, env_file_content: str | None) -> str:
-    """What deploy.sh reads on stdin: the registry password line, then the env file."""
-    parts = []
-    if registry_password is not None:
-        parts.append(registry_password.strip("\n") + "\n")
-    if env_file_content is not None:
-        parts.append(
-            env_file_content if env_file_content.endswith("\n") else env_file_content + "\n"
-        )
-    return "".join(parts)
-
-
-def release_command(
-    paths: PathSettings,
-    app: AppSettings,
-    legacy_backup_id: str | None = None,
-    *,
-    with_env_file: bool,
-) -> str:
-    """Step 3: back up the live release, switch to the staged one, check health, and roll back
-    to the backup taken by this very attempt on failure (never to an older one).
-
-    `legacy_backup_id` is ignored: it is accepted only so that callers written for the former
-    separate backup step keep working (a stale id must never become the rollback target).
-    """
-    if legacy_backup_id is not None:
-        warnings.warn(
-            "release_command(): the backup id argument is ignored; release.sh takes its own "
-            "backup at the start of every attempt (read backup_id from its result line)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-    options: list[tuple[str, str | int | None]] = [*_app_options(paths, app), *_health_options(app)]
-    if with_env_file:
-        options.append(("--env-file", app.env_file_name))
-    options += _backup_options(paths) + _consistency_options(app)
-    options += _strategy_options(app)
-    return _command(paths, "release.sh", options)
-
-
-def restore_command(paths: PathSettings, app: AppSettings, backup: str) -> str:
-    """Manual rollback: restore a named backup (or `latest`) and check health."""
-    return _command(
-        paths,
-        "restore.sh",
-        [
-            *_app_options(paths, app),
-            *_health_options(app),
-            ("--min-free-mb", paths.min_free_mb),  # for the backup of what it replaces
-            *_consistency_options(app),
-            ("--backup-dir", paths.backup_dir),
-            ("--backup", backup),
-            *_strategy_options(app),
-        ],
-    )
-
-
-def script_source(name: str) -> Path:
-    """The repo file that is installed as `<deploy-dir>/.deploy/bin/<name>`."""
-    if name not in SCRIPT_NAMES:
-        raise ValueError(f"unknown remote script {name!r}; known: {', '.join(SCRIPT_NAMES)}")
-    return SCRIPTS_SOURCE_DIR / name
+def strategy_options(app: AppSettings) -> list[Option]:
+    """Nothing for `recreate` (the scripts' default: existing stacks' command lines stay the
+    same); for `blue-green`, every proxy option, defaults computed here and passed explicitly."""
+    if app.strategy != "blue-green":
+        return []
+    addresses = blue_green_addresses(app.health_url, app.proxy) if app.proxy else None
+    if app.proxy is None or addresses is None:
+        raise ValueError("app.strategy blue-green needs valid mcp:proxy settings")
+    blue, green = addresses.colour_ports
+    return [
+        ("--strategy", "blue-green"),
+        ("--proxy-image", app.proxy.image),
+        ("--proxy-listen", addresses.listen),
+        ("--colour-ports", f"{blue},{green}"),
+        ("--drain-seconds", app.proxy.drain_seconds),
+    ]

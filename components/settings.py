@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -95,6 +95,23 @@ class PulumiConfigSource:
 
     def is_secret(self, key: str) -> bool:
         return pulumi.runtime.is_config_secret(f"{self._namespace}:{key}")
+
+
+class MappingConfigSource:
+    """`mcp:*` values from a mapping (objects as dicts), e.g. settings for a test's target."""
+
+    def __init__(self, values: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> None:
+        self._values = {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in values.items()
+        }
+        self._secret_keys = frozenset(secret_keys)
+
+    def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    def is_secret(self, key: str) -> bool:
+        return key in self._secret_keys
 
 
 # --------------------------------------------------------------------------- typed settings
@@ -649,7 +666,7 @@ def _read_app(reader: _Reader) -> AppSettings:
                 "http://localhost:8000/api/v1/health",
             )
         elif proxy is not None:
-            _check_proxy_ports(reader, int(health_match.group(1) or 80), proxy)
+            _check_proxy_ports(reader, health_url, proxy)
     pre_backup_command = reader.field(
         obj, "app", "preBackupCommand", PRE_BACKUP_COMMAND_EXAMPLE, required=False
     )
@@ -698,17 +715,39 @@ def _pre_backup_command(text: str) -> bool:
         return False
 
 
-def _check_proxy_ports(reader: _Reader, health_port: int, proxy: ProxySettings) -> None:
-    """The ports bg_validate (remote/bluegreen.sh) will use, with its defaults, must be valid:
-    the proxy listens on proxy.listen (default: the health URL's port), the colours on
-    proxy.colourPorts (default: that port + 1 and + 2), all different."""
-    listen_port = health_port
-    if proxy.listen is not None:
-        match = LISTEN_PATTERN.fullmatch(proxy.listen)
-        if match is None:
-            return  # already reported
-        listen_port = int(match.group(1))
-    blue, green = proxy.colour_ports or (health_port + 1, health_port + 2)
+@dataclass(frozen=True)
+class BlueGreenAddresses:
+    """Where the blue-green proxy listens and the colours' ports, defaults applied."""
+
+    listen: str
+    listen_port: int
+    colour_ports: tuple[int, int]
+
+
+def blue_green_addresses(health_url: str, proxy: ProxySettings) -> BlueGreenAddresses | None:
+    """proxy.listen (default `127.0.0.1:<health URL port>`) and proxy.colourPorts (default: that
+    port + 1, + 2); None when the health URL or proxy.listen is not one blue-green accepts. The
+    one place these defaults live: the settings check them, the deploy plan passes them."""
+    health = BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url)
+    if health is None:
+        return None
+    health_port = int(health.group(1) or 80)
+    listen = proxy.listen if proxy.listen is not None else f"127.0.0.1:{health_port}"
+    match = LISTEN_PATTERN.fullmatch(listen)
+    if match is None:
+        return None
+    colours = proxy.colour_ports or (health_port + 1, health_port + 2)
+    return BlueGreenAddresses(listen, int(match.group(1)), colours)
+
+
+def _check_proxy_ports(reader: _Reader, health_url: str, proxy: ProxySettings) -> None:
+    """The ports the proxy and the colours will use, defaults applied, must be valid and all
+    different (what bg_validate in remote/bluegreen.sh checks)."""
+    addresses = blue_green_addresses(health_url, proxy)
+    if addresses is None:
+        return  # already reported
+    listen_port = addresses.listen_port
+    blue, green = addresses.colour_ports
     key = "proxy.colourPorts" if proxy.colour_ports is not None else "proxy.listen"
     if not all(1 <= port <= 65535 for port in (blue, green, listen_port)):
         reader.problem(

@@ -63,8 +63,13 @@ def _contains_secret(value: Any) -> bool:
 class FakeCloud(pulumi.runtime.Mocks):
     """Plays the providers: returns what the real ones would for the outputs the program reads."""
 
-    def __init__(self, previous_image: str = "ghcr.io/feustey/mcp:old") -> None:
+    def __init__(
+        self,
+        previous_image: str = "ghcr.io/feustey/mcp:old",
+        stdout: dict[str, str] | None = None,
+    ) -> None:
         self.previous_image = previous_image
+        self.stdout = stdout or {}  # script name -> what it prints instead of its result
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -77,6 +82,9 @@ class FakeCloud(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def _script_stdout(self, command: str) -> str:
+        for script, stdout in self.stdout.items():
+            if f"/{script} " in command:
+                return stdout
         if "backup.sh" in command:
             result = {
                 "backup_id": "20251017_143025",
@@ -93,7 +101,11 @@ class FakeCloud(pulumi.runtime.Mocks):
                 "previous_image": self.previous_image,
             }
         elif "restore.sh" in command:
-            result = {"restored_backup": "20251017_143025", "image": "ghcr.io/feustey/mcp:restored"}
+            result = {
+                "restored_backup": "20251017_143025",
+                "image": "ghcr.io/feustey/mcp:restored",
+                "replaced_backup": "20251017_150000",
+            }
         else:
             return ""
         return "[step] progress goes to stderr\n" + json.dumps(result) + "\n"
@@ -252,9 +264,10 @@ def run_program() -> Iterator[Callable[..., ProgramRun]]:
         secret_keys: set[str] | None = None,
         preview: bool = False,
         previous_image: str = "ghcr.io/feustey/mcp:old",
+        stdout: dict[str, str] | None = None,
     ) -> ProgramRun:
         secrets = SECRET_KEYS if secret_keys is None else secret_keys
-        cloud = FakeCloud(previous_image)
+        cloud = FakeCloud(previous_image, stdout)
         monitor = RecordingMonitor(cloud)
         pulumi.runtime.set_all_config(
             to_pulumi_config(config), [f"mcp:{key}" for key in secrets if key in config]

@@ -10,19 +10,12 @@ from typing import Any
 import pytest
 
 from components import remote_commands
-from components.settings import AppSettings, ProxySettings
+from components.plan import deploy_plan
+from components.settings import ProxySettings
 from tests.unit.conftest import ProgramRun, TestKeys, base_config
-from tests.unit.test_remote_commands import APP, PATHS
 from tests.unit.test_settings import load, problems_for
 
 PROXY_IMAGE = "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"
-BLUE_GREEN = AppSettings(
-    **{
-        **APP.__dict__,
-        "strategy": "blue-green",
-        "proxy": ProxySettings(image=PROXY_IMAGE, drain_seconds=3),
-    }
-)
 
 
 def blue_green_config(keys: TestKeys, **proxy: Any) -> dict[str, Any]:
@@ -108,35 +101,43 @@ def test_blue_green_needs_a_plain_http_health_url(test_keys: TestKeys) -> None:
 # ---------------------------------------------------------------- command lines
 
 
-def test_recreate_command_lines_are_unchanged() -> None:
-    release = remote_commands.release_command(PATHS, APP, with_env_file=True)
-    restore = remote_commands.restore_command(PATHS, APP, "latest")
+def test_recreate_command_lines_are_unchanged(test_keys: TestKeys) -> None:
+    config = base_config(test_keys)
+    release = deploy_plan(load(config)).step("release").command()
+    config["restoreBackup"] = "latest"
+    restore = deploy_plan(load(config)).step("restore").command()
     for command in (release, restore):
         assert "--strategy" not in command and "--proxy" not in command
 
 
-def test_blue_green_release_and_restore_command_lines() -> None:
-    strategy = f"--strategy blue-green --proxy-image {PROXY_IMAGE} --drain-seconds 3"
-    release = remote_commands.release_command(PATHS, BLUE_GREEN, with_env_file=True)
+def test_blue_green_defaults_are_computed_and_passed_explicitly(test_keys: TestKeys) -> None:
+    """The proxy listens on 127.0.0.1:<health URL port>, the colours on that port + 1, + 2:
+    computed here, never left to the scripts."""
+    config = blue_green_config(test_keys, drainSeconds=3)
+    strategy = (
+        f"--strategy blue-green --proxy-image {PROXY_IMAGE} --proxy-listen 127.0.0.1:8000 "
+        "--colour-ports 8001,8002 --drain-seconds 3"
+    )
+    plan = deploy_plan(load(config))
+    release = plan.step("release").command()
     assert release.startswith("bash /opt/mcp/.deploy/bin/release.sh --deploy-dir /opt/mcp ")
-    assert release.endswith(f"--min-free-mb {PATHS.min_free_mb} {strategy}")
-    restore = remote_commands.restore_command(PATHS, BLUE_GREEN, "latest")
-    assert restore.endswith(f"--backup latest {strategy}")
-    # backup and deploy do not depend on the strategy.
-    assert remote_commands.backup_command(PATHS, BLUE_GREEN) == remote_commands.backup_command(
-        PATHS, APP
+    assert release.endswith(f"--min-free-mb 100 {strategy}")
+    assert "--strategy" not in plan.step("deploy").command({"image": "i:1"})
+    config["restoreBackup"] = "latest"
+    assert (
+        deploy_plan(load(config)).step("restore").command().endswith(f"--backup latest {strategy}")
+    )
+    config["app"]["healthUrl"] = "http://127.0.0.1/health"  # no port: 80
+    assert "--proxy-listen 127.0.0.1:80 --colour-ports 81,82 " in (
+        deploy_plan(load(config)).step("restore").command()
     )
 
 
-def test_blue_green_optional_proxy_options_are_passed_quoted() -> None:
-    app = AppSettings(
-        **{
-            **APP.__dict__,
-            "strategy": "blue-green",
-            "proxy": ProxySettings(PROXY_IMAGE, "0.0.0.0:8000", (9001, 9002), 0),
-        }
+def test_blue_green_configured_proxy_options_are_passed_quoted(test_keys: TestKeys) -> None:
+    config = blue_green_config(
+        test_keys, listen="0.0.0.0:8000", colourPorts=[9001, 9002], drainSeconds=0
     )
-    words = shlex.split(remote_commands.release_command(PATHS, app, with_env_file=False))
+    words = shlex.split(deploy_plan(load(config)).step("release").command())
     tail = words[words.index("--strategy") :]
     assert tail == [
         "--strategy",
@@ -154,7 +155,7 @@ def test_blue_green_optional_proxy_options_are_passed_quoted() -> None:
 
 def test_the_program_installs_the_blue_green_helpers() -> None:
     assert "bluegreen.sh" in remote_commands.SCRIPT_NAMES
-    assert remote_commands.script_source("bluegreen.sh").is_file()
+    assert (remote_commands.SCRIPTS_SOURCE_DIR / "bluegreen.sh").is_file()
 
 
 # ---------------------------------------------------------------- the program
@@ -166,8 +167,8 @@ def test_program_passes_the_strategy_to_release(
     run = run_program(blue_green_config(test_keys, colourPorts=[8001, 8002]))
     release = run.get("server-release").inputs["create"]
     assert release.endswith(
-        f"--strategy blue-green --proxy-image {PROXY_IMAGE} --colour-ports 8001,8002 "
-        "--drain-seconds 2"
+        f"--strategy blue-green --proxy-image {PROXY_IMAGE} --proxy-listen 127.0.0.1:8000 "
+        "--colour-ports 8001,8002 --drain-seconds 2"
     )
     assert "--strategy" not in run.get("server-deploy").inputs["create"]
     copies = {r.inputs["remotePath"] for r in run.of_type("command:remote:CopyToRemote")}
