@@ -36,7 +36,7 @@ readonly BG_USAGE="  --strategy NAME         recreate (default: stop, then start
 BG_PATH="" BG_BASE_PROJECT="" BG_PROXY_NAME="" BG_PROXY_DIR="" BG_LIVE_FILE=""
 BG_ERROR=""
 declare -A BG_PORT=()
-BG_INSTALLED=() BG_SAVED="" BG_MOVED_IN=() BG_MOVED_OUT=() BG_OLD=""
+BG_INSTALLED=() BG_SAVED="" BG_OLD=""
 
 # bg_register_options: add the strategy options to the caller's OPT_VARS.
 bg_register_options() {
@@ -451,8 +451,8 @@ bg_switch_failed() {
 # and the live colour never stops serving.
 # shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are restore.sh's globals
 bg_restore() {
-    local archive=$1 backup_id=$2 work manifest image file restored_file old entry name
-    local live new url moved_out=() moved_in=() err=""
+    local archive=$1 backup_id=$2 work manifest image file restored_file old
+    local live new url err=""
     verify_archive "$archive" || die "$E_RESTORE" "backup $backup_id: $VERIFY_ERROR"
     mktemp_in "$DEPLOY_DIR/.deploy" restore.XXXXXX -d || die "$E_RESTORE" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
     work=$MKTEMP_PATH
@@ -478,30 +478,10 @@ bg_restore() {
 
     # Swap the files while the live colour keeps serving (its bind mounts follow the moved
     # directories until it stops; writes it makes from now on are lost, as with any restore).
-    old=".mcp-replaced-$(date +%Y%m%d%H%M%S)-$$"
-    shopt -s dotglob nullglob
-    for entry in "$DEPLOY_DIR"/*; do
-        name=${entry##*/}
-        [[ $name == .deploy || $name == .mcp-replaced-* ]] && continue
-        mv -- "$entry" "$DEPLOY_DIR/$old.$name" || {
-            err="could not move $entry aside"
-            break
-        }
-        moved_out+=("$name")
-    done
-    if [[ -z $err ]]; then
-        for entry in "$work"/*; do
-            name=${entry##*/}
-            mv -- "$entry" "$DEPLOY_DIR/" || {
-                err="could not move $name into $DEPLOY_DIR"
-                break
-            }
-            moved_in+=("$name")
-        done
-    fi
-    shopt -u dotglob nullglob
-    BG_MOVED_IN=("${moved_in[@]}") BG_MOVED_OUT=("${moved_out[@]}") BG_OLD=$old
-    [[ -z $err ]] || bg_restore_failed "$backup_id" "$archive" "$live" "" "$err"
+    # The same swap as restore_archive (lib.sh): .deploy/ is never swapped.
+    old=$(replaced_prefix)
+    err=$(swap_in "$DEPLOY_DIR" "$work" "$old") || die "$E_RESTORE" "restore of backup $backup_id ($archive) FAILED: $err; the replaced files were put back. ${live:+The current version (colour $live) kept serving; no traffic moved.}"
+    BG_OLD=$old
     log "restored the files of $DEPLOY_DIR from $archive"
 
     if [[ -n $image ]]; then
@@ -530,10 +510,7 @@ bg_restore() {
         log "traffic moved to colour $new ($image)"
         bg_retire "$live" "$file"
     fi
-    for name in "${moved_out[@]}"; do
-        rm -rf -- "${DEPLOY_DIR:?}/$old.$name" 2>/dev/null ||
-            log "WARNING: could not delete the replaced $DEPLOY_DIR/$old.$name (files owned by root?); delete it by hand"
-    done
+    drop_replaced "$DEPLOY_DIR" "$old"
     if [[ -z $image ]]; then
         log "done: restored backup $backup_id ($archive); it was taken before anything was deployed, so nothing is running now"
     else
@@ -545,12 +522,11 @@ bg_restore() {
 
 # bg_restore_failed ID ARCHIVE LIVE NEW REASON: put the previous files back, stop NEW, exit 12.
 bg_restore_failed() {
-    local backup_id=$1 archive=$2 live=$3 new=$4 reason=$5 name
+    local backup_id=$1 archive=$2 live=$3 new=$4 reason=$5
     log "restore failed ($reason); putting the previous files back"
     if [[ -n $new ]]; then
         MCP_IMAGE=${MCP_IMAGE:-mcp-image-not-set:none} bg_stop_colour "$new" "$DEPLOY_DIR/$COMPOSE_FILE"
     fi
-    for name in "${BG_MOVED_IN[@]}"; do rm -rf -- "${DEPLOY_DIR:?}/$name" || true; done
-    for name in "${BG_MOVED_OUT[@]}"; do mv -- "$DEPLOY_DIR/$BG_OLD.$name" "$DEPLOY_DIR/$name" || true; done
+    put_back "$DEPLOY_DIR" "$BG_OLD" || true
     die "$E_RESTORE" "restore of backup $backup_id ($archive) FAILED: $reason. ${live:+The current version (colour $live) kept serving; no traffic moved.}"
 }

@@ -885,6 +885,105 @@ manifest_value() {
     sed -n "s/^$2=//p" -- "$1" | head -n 1
 }
 
+# ---------------------------------------------------------------- swapping the deploy dir
+# One swap for every restore (recreate: restore_archive; blue-green: bg_restore). OLD is the
+# prefix the replaced entries are renamed to, inside the deploy dir itself (renaming within
+# the parent needs no write permission on the entry, so a data dir Docker made as root moves
+# too): DIR/OLD.<name>. .deploy/ (the scripts, the lock, the staged release) is never swapped,
+# on either side, nor are earlier .mcp-replaced-* leftovers. The state of a swap is on disk
+# (DIR/OLD.*), so these functions need no globals.
+
+# replaced_prefix: a new OLD prefix.
+replaced_prefix() {
+    printf '.mcp-replaced-%s-%s' "$(date -u +%Y%m%d%H%M%S)" "$$"
+}
+
+# swappable DIR: the entries of DIR a swap moves (all but .deploy and .mcp-replaced-*).
+swappable() {
+    local entry name
+    shopt -s dotglob nullglob
+    for entry in "$1"/*; do
+        name=${entry##*/}
+        [[ $name == .deploy || $name == .mcp-replaced-* ]] || printf '%s\n' "$name"
+    done
+    shopt -u dotglob nullglob
+}
+
+# swap_in DIR FILES OLD: rename DIR's swappable entries to DIR/OLD.<name>, then move FILES's
+# swappable entries into DIR. On failure, undoes itself (the replaced entries go back),
+# prints what failed and returns 1.
+swap_in() {
+    local dir=$1 files=$2 old=$3 name names=()
+    mapfile -t names < <(swappable "$dir")
+    for name in "${names[@]}"; do
+        if ! mv -- "$dir/$name" "$dir/$old.$name"; then
+            printf 'could not move %s aside' "$dir/$name"
+            unswap_replaced "$dir" "$old" || true
+            return 1
+        fi
+    done
+    mapfile -t names < <(swappable "$files")
+    for name in "${names[@]}"; do
+        if ! mv -- "$files/$name" "$dir/"; then
+            printf 'could not move %s into %s' "$name" "$dir"
+            put_back "$dir" "$old" >/dev/null
+            return 1
+        fi
+    done
+    return 0
+}
+
+# unswap_replaced DIR OLD: rename DIR/OLD.<name> back to DIR/<name>; returns 1 (WARNINGs
+# logged) when one cannot be.
+unswap_replaced() {
+    local dir=$1 old=$2 entry status=0
+    shopt -s dotglob nullglob
+    for entry in "$dir/$old".*; do
+        mv -- "$entry" "$dir/${entry#"$dir/$old."}" 2>/dev/null || {
+            log "WARNING: could not put back $dir/${entry#"$dir/$old."}: it is still at $entry"
+            status=1
+        }
+    done
+    shopt -u dotglob nullglob
+    return "$status"
+}
+
+# put_back DIR OLD: undo a complete swap_in: what it moved in is renamed to
+# DIR/OLD-restored.<name> and deleted, and DIR/OLD.<name> go back in place. Returns 1
+# (WARNINGs logged) when not all are back.
+put_back() {
+    local dir=$1 old=$2 name status=0 entry names=()
+    log "putting the replaced files back in $dir"
+    mapfile -t names < <(swappable "$dir")
+    for name in "${names[@]}"; do
+        mv -- "$dir/$name" "$dir/$old-restored.$name" 2>/dev/null || {
+            log "WARNING: could not move the restored $dir/$name aside"
+            status=1
+        }
+    done
+    unswap_replaced "$dir" "$old" || status=1
+    shopt -s dotglob nullglob
+    for entry in "$dir/$old-restored".*; do
+        rm -rf -- "$entry" 2>/dev/null ||
+            log "WARNING: could not delete $entry (a copy of the backup); delete it by hand"
+    done
+    shopt -u dotglob nullglob
+    ((status)) || log "the replaced files are back in place: nothing that was live was lost"
+    return "$status"
+}
+
+# drop_replaced DIR OLD: the restored version is healthy: delete DIR/OLD.*.
+drop_replaced() {
+    local dir=$1 old=$2 entry
+    shopt -s dotglob nullglob
+    for entry in "$dir/$old".*; do
+        rm -rf -- "$entry" 2>/dev/null ||
+            log "WARNING: could not delete the replaced $entry (files owned by root?); delete it by hand (sudo rm -rf)"
+    done
+    shopt -u dotglob nullglob
+    return 0
+}
+
 # restore_archive ARCHIVE: the shared restore (used by release.sh and restore.sh).
 # Needs DEPLOY_DIR, COMPOSE_FILE, SERVICE, PROJECT, COMPOSE, HEALTH_URL, ATTEMPTS, TIMEOUT.
 #   verify archive -> extract to a temp dir under <deploy-dir>/.deploy -> compose down the
@@ -901,13 +1000,10 @@ RESTORE_ERROR=""
 # shellcheck disable=SC2034 # read by release.sh and restore.sh
 RESTORE_STOPPED=0 RESTORE_PUT_BACK=0
 RESTORE_OLD=""
-RESTORE_MOVED_OUT=()
-RESTORE_MOVED_IN=()
-# shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are the caller's globals
+# shellcheck disable=SC2153,SC2034 # reads the caller's DEPLOY_DIR, ATTEMPTS...; sets RESTORE_* for it
 restore_archive() {
-    local archive=$1 work manifest file entry name restored_file
+    local archive=$1 work manifest file restored_file
     RESTORE_IMAGE="" RESTORE_ERROR="" RESTORE_STOPPED=0 RESTORE_PUT_BACK=0
-    RESTORE_MOVED_OUT=() RESTORE_MOVED_IN=()
     if ! verify_archive "$archive"; then
         RESTORE_ERROR=$VERIFY_ERROR
         return 1
@@ -956,42 +1052,17 @@ restore_archive() {
         log "no $file: nothing to stop"
     fi
 
-    # Swap the contents: rename the current ones aside *in the deploy dir itself* (renaming a
-    # directory within its parent needs no write permission on the directory, so this works
-    # even for a data dir that Docker created as root), then move the archive's in. What was
-    # renamed aside is kept until the restored version is healthy.
-    RESTORE_OLD=".mcp-replaced-$(date -u +%Y%m%d%H%M%S)-$$"
-    shopt -s dotglob nullglob
-    for entry in "$DEPLOY_DIR"/*; do
-        name=${entry##*/}
-        [[ $name == .deploy || $name == .mcp-replaced-* ]] && continue
-        if ! mv -- "$entry" "$DEPLOY_DIR/$RESTORE_OLD.$name"; then
-            RESTORE_ERROR="could not move $entry aside"
-            break
-        fi
-        RESTORE_MOVED_OUT+=("$name")
-    done
-    if [[ -z $RESTORE_ERROR ]]; then
-        for entry in "$work"/*; do
-            name=${entry##*/}
-            [[ $name == .deploy ]] && continue
-            if ! mv -- "$entry" "$DEPLOY_DIR/"; then
-                RESTORE_ERROR="could not move $name into $DEPLOY_DIR"
-                break
-            fi
-            RESTORE_MOVED_IN+=("$name")
-        done
-    fi
-    shopt -u dotglob nullglob
-    if [[ -n $RESTORE_ERROR ]]; then
-        restore_put_back
+    # Swap the contents; what was renamed aside is kept until the restored version is healthy.
+    RESTORE_OLD=$(replaced_prefix)
+    if ! RESTORE_ERROR=$(swap_in "$DEPLOY_DIR" "$work" "$RESTORE_OLD"); then
+        RESTORE_PUT_BACK=1
         return 1
     fi
     log "restored the files of $DEPLOY_DIR from $archive (the replaced ones are kept as $DEPLOY_DIR/$RESTORE_OLD.* until the restored version is healthy)"
 
     if [[ -z $RESTORE_IMAGE ]]; then
         log "the backup was taken when nothing was deployed: not starting anything"
-        restore_drop_replaced
+        drop_replaced "$DEPLOY_DIR" "$RESTORE_OLD"
         return 0
     fi
     file="$DEPLOY_DIR/$restored_file"
@@ -1001,17 +1072,17 @@ restore_archive() {
         RESTORE_ERROR="compose up of $RESTORE_IMAGE failed"
         MCP_IMAGE=$RESTORE_IMAGE show_service_logs "$file"
         restore_stop_restored "$file"
-        restore_put_back
+        put_back "$DEPLOY_DIR" "$RESTORE_OLD" && RESTORE_PUT_BACK=1
         return 1
     fi
     log "checking health of the restored version at $HEALTH_URL"
     if ! MCP_IMAGE=$RESTORE_IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$file"; then
         RESTORE_ERROR="restored version $RESTORE_IMAGE is unhealthy too: $HEALTH_REASON"
         restore_stop_restored "$file"
-        restore_put_back
+        put_back "$DEPLOY_DIR" "$RESTORE_OLD" && RESTORE_PUT_BACK=1
         return 1
     fi
-    restore_drop_replaced
+    drop_replaced "$DEPLOY_DIR" "$RESTORE_OLD"
     return 0
 }
 
@@ -1020,44 +1091,4 @@ restore_stop_restored() {
     log "stopping the restored version $RESTORE_IMAGE: $(compose_hint "$1") down --remove-orphans"
     MCP_IMAGE=$RESTORE_IMAGE run_logged compose_cmd "$1" down --remove-orphans </dev/null ||
         log "WARNING: compose down of the restored version failed; stop it by hand: $(compose_hint "$1") down"
-}
-
-# restore_put_back: undo the swap of restore_archive (the files it moved in are renamed aside
-# and deleted, the replaced files go back in place). Sets RESTORE_PUT_BACK=1 when all are back.
-restore_put_back() {
-    local name ok=1
-    log "putting the replaced files back in $DEPLOY_DIR (${RESTORE_MOVED_OUT[*]:-none})"
-    for name in "${RESTORE_MOVED_IN[@]}"; do
-        mv -- "$DEPLOY_DIR/$name" "$DEPLOY_DIR/$RESTORE_OLD-restored.$name" 2>/dev/null || {
-            log "WARNING: could not move the restored $DEPLOY_DIR/$name aside"
-            ok=0
-        }
-    done
-    for name in "${RESTORE_MOVED_OUT[@]}"; do
-        mv -- "$DEPLOY_DIR/$RESTORE_OLD.$name" "$DEPLOY_DIR/$name" 2>/dev/null || {
-            log "WARNING: could not put back $DEPLOY_DIR/$name: it is still at $DEPLOY_DIR/$RESTORE_OLD.$name"
-            ok=0
-        }
-    done
-    for name in "${RESTORE_MOVED_IN[@]}"; do
-        rm -rf -- "${DEPLOY_DIR:?}/$RESTORE_OLD-restored.$name" 2>/dev/null ||
-            log "WARNING: could not delete $DEPLOY_DIR/$RESTORE_OLD-restored.$name (a copy of the backup); delete it by hand"
-    done
-    RESTORE_MOVED_OUT=() RESTORE_MOVED_IN=()
-    if ((ok)); then
-        # shellcheck disable=SC2034 # read by release.sh and restore.sh
-        RESTORE_PUT_BACK=1
-        log "the replaced files are back in place: nothing that was live was lost"
-    fi
-}
-
-# restore_drop_replaced: the restore succeeded; delete what it renamed aside.
-restore_drop_replaced() {
-    local name
-    for name in "${RESTORE_MOVED_OUT[@]}"; do
-        if ! rm -rf -- "${DEPLOY_DIR:?}/$RESTORE_OLD.$name" 2>/dev/null; then
-            log "WARNING: could not delete the replaced $DEPLOY_DIR/$RESTORE_OLD.$name (files owned by root?); delete it by hand (sudo rm -rf)"
-        fi
-    done
-    RESTORE_MOVED_OUT=() RESTORE_MOVED_IN=()
 }

@@ -70,7 +70,7 @@ def test_check_accepts_valid_arguments_without_a_server(no_server, script: str) 
     assert result.stdout.splitlines() == ['{"valid": true}']
     assert json.loads(result.stdout) == {"valid": True}
     assert result.stderr.splitlines() == [
-        f"[{ {'healthcheck.sh': 'health'}.get(script, script.removesuffix('.sh'))}] check: "
+        f"[{ {'healthcheck.sh': 'health'}.get(script, script.removesuffix('.sh')) }] check: "
         "the arguments are valid (--check: nothing was run, nothing was touched)"
     ]
     _assert_touched_nothing(env, deploy)
@@ -89,7 +89,8 @@ def test_check_accepts_every_optional_option(no_server) -> None:
     """The options the plan adds beyond the required ones, all at once, in `--opt=value`
     form for some, with --check first."""
     env, deploy = no_server
-    argv = _argv("release.sh", deploy) + [
+    argv = [
+        *_argv("release.sh", deploy),
         "--env-file=.env.production",
         "--min-free-mb",
         "100",
@@ -103,7 +104,8 @@ def test_check_accepts_every_optional_option(no_server) -> None:
     ]
     result = run_script("release.sh", "--check", *argv, env=env)
     assert result.returncode == 0, result.stderr
-    deploy_argv = _argv("deploy.sh", deploy) + [
+    deploy_argv = [
+        *_argv("deploy.sh", deploy),
         "--env-file",
         ".env.production",
         "--registry",
