@@ -28,9 +28,9 @@ BG_OPT_VARS=(
 readonly BG_USAGE="  --strategy NAME         recreate (default: stop, then start, in place) or blue-green
                           (start beside the live colour, switch the proxy once healthy)
   --proxy-image REF       blue-green: the proxy image (e.g. ghcr.io/owner/mcp-proxy:caddy-2.11.9)
-  --proxy-listen ADDR     blue-green: where the proxy listens (default 127.0.0.1:<health URL port>)
-  --colour-ports B,G      blue-green: loopback ports of the blue and green apps, exported as
-                          MCP_HTTP_PORT (default: health URL port + 1 and + 2)
+  --proxy-listen ADDR     blue-green, required: where the proxy listens (e.g. 127.0.0.1:8000)
+  --colour-ports B,G      blue-green, required: loopback ports of the blue and green apps,
+                          exported as MCP_HTTP_PORT (e.g. 8001,8002)
   --drain-seconds N       blue-green: wait before stopping the old colour (default 2)"
 
 BG_PATH="" BG_BASE_PROJECT="" BG_PROXY_NAME="" BG_PROXY_DIR="" BG_LIVE_FILE=""
@@ -70,13 +70,13 @@ bg_validate() {
     if [[ ! $HEALTH_URL =~ ^http://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:([0-9]{1,5}))?(/[^[:space:]]*)?$ ]]; then
         die "$E_ARG" "--strategy blue-green needs a plain http:// --health-url with a host name or address (the proxy serves HTTP; put TLS in front of it), got $(shown "$HEALTH_URL") (e.g. --health-url http://localhost:8000/api/v1/health)"
     fi
-    port=${BASH_REMATCH[3]:-80}
     BG_PATH=${BASH_REMATCH[4]:-/}
-    [[ -n $PROXY_LISTEN ]] || PROXY_LISTEN="127.0.0.1:$port"
+    # No defaults here: the deploy plan (Python) derives them once and always passes both.
+    require --proxy-listen "$PROXY_LISTEN" "127.0.0.1:8000 (with --strategy blue-green)"
+    require --colour-ports "$COLOUR_PORTS" "8001,8002 (with --strategy blue-green)"
     [[ $PROXY_LISTEN =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:]+\])?:([0-9]{1,5})$ ]] ||
         die "$E_ARG" "--proxy-listen must be [ADDRESS]:PORT, got $(shown "$PROXY_LISTEN") (e.g. --proxy-listen 127.0.0.1:8000)"
     listen_port=${BASH_REMATCH[3]}
-    [[ -n $COLOUR_PORTS ]] || COLOUR_PORTS="$((port + 1)),$((port + 2))"
     [[ $COLOUR_PORTS =~ ^([0-9]{1,5}),([0-9]{1,5})$ ]] ||
         die "$E_ARG" "--colour-ports must be two ports BLUE,GREEN, got $(shown "$COLOUR_PORTS") (e.g. --colour-ports 8001,8002)"
     blue=${BASH_REMATCH[1]} green=${BASH_REMATCH[2]}

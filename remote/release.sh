@@ -14,8 +14,8 @@ USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME -
                   [--backup-dir DIR --keep N [--min-free-mb MB]
                    [--pre-backup-command CMD] [--pause-during-backup]]
                   [--project NAME] [--lock-timeout SECONDS]
-                  [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
-                   [--colour-ports B,G] [--drain-seconds N]]
+                  [--strategy recreate|blue-green --proxy-image REF --proxy-listen ADDR
+                   --colour-ports B,G [--drain-seconds N]]
 
 With --backup-dir, first take a fresh backup of DIR (as backup.sh does: archive, verify,
 keep the newest N), then install the staged release (DIR/.deploy/staged/: compose file, env

@@ -12,8 +12,8 @@ USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --backup ID|latest 
                   --service NAME --health-url URL --attempts N --timeout SECONDS
                   [--min-free-mb MB] [--pre-backup-command CMD] [--pause-during-backup]
                   [--project NAME] [--lock-timeout SECONDS]
-                  [--strategy recreate|blue-green --proxy-image REF [--proxy-listen ADDR]
-                   [--colour-ports B,G] [--drain-seconds N]]
+                  [--strategy recreate|blue-green --proxy-image REF --proxy-listen ADDR
+                   --colour-ports B,G [--drain-seconds N]]
 
 Restore BACKUP-DIR/${BACKUP_PREFIX}ID.tar.gz: first back up what it replaces (a normal
 archive in BACKUP-DIR, printed as replaced_backup: restoring it undoes this restore), stop

@@ -143,6 +143,9 @@ def test_check_refuses_what_a_run_refuses(
     [
         ("release.sh", ["--strategy", "blue-green"], "--proxy-image"),
         ("release.sh", ["--strategy", "purple"], "--strategy"),
+        # The plan derives them (once, in Python): the scripts have no defaults of their own.
+        ("release.sh", [*BLUE_GREEN[:4], "--colour-ports", "8001,8002"], "--proxy-listen"),
+        ("restore.sh", [*BLUE_GREEN[:4], "--proxy-listen", "127.0.0.1:8000"], "--colour-ports"),
         ("restore.sh", ["--colour-ports", "8001,8002"], "--colour-ports"),
         ("release.sh", [*BLUE_GREEN, "--colour-ports", "8001,8001"], "--colour-ports"),
         ("release.sh", [*BLUE_GREEN, "--proxy-listen", "127.0.0.1:8001"], "--colour-ports"),
