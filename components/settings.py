@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import pulumi
 
+from components import config_keys
+
 NAMESPACE = "mcp"
 
 # Every pattern is anchored with `\Z`, never `$` (which also matches before a trailing newline,
@@ -256,26 +258,36 @@ class Settings:
 
 # --------------------------------------------------------------------------- validation helpers
 
+_FROM_ROW: Any = object()  # "use the row's default"
+
 
 class _Reader:
-    """Collects problems while reading keys, so that all of them are reported together."""
+    """Reads keys by their row (components/config_keys.py) and collects every problem, so that
+    all of them are reported together, each with the key's example."""
 
     def __init__(self, source: ConfigSource) -> None:
         self.source = source
         self.problems: list[str] = []
+        self.keys_read: set[str] = set()
         self._objects: dict[str, Mapping[str, Any] | None] = {}
 
-    def problem(self, key: str, message: str, example: str) -> None:
-        self.problems.append(f"{NAMESPACE}:{key}: {message}. Example: {example}")
+    def row(self, name: str) -> config_keys.Key:
+        self.keys_read.add(name)
+        return config_keys.key(name)
 
-    def object(self, key: str, example: str, *, required: bool = True) -> Mapping[str, Any] | None:
+    def problem(self, key: str, message: str, example: str | None = None) -> None:
+        shown = config_keys.key(key).example if example is None else example
+        self.problems.append(f"{NAMESPACE}:{key}: {message}. Example: {shown}")
+
+    def object(self, key: str, *, required: bool | None = None) -> Mapping[str, Any] | None:
+        row = self.row(key)
         if key in self._objects:
             return self._objects[key]
         raw = self.source.get(key)
         value: Mapping[str, Any] | None = None
         if raw is None:
-            if required:
-                self.problem(key, "is missing", example)
+            if not row.optional if required is None else required:
+                self.problem(key, "is missing")
         else:
             try:
                 parsed = json.loads(raw)
@@ -284,35 +296,27 @@ class _Reader:
             if isinstance(parsed, dict):
                 value = parsed
             else:
-                self.problem(key, f"must be an object, got {raw!r}", example)
+                self.problem(key, f"must be an object, got {raw!r}")
         self._objects[key] = value
         return value
 
-    def field(
-        self,
-        obj: Mapping[str, Any] | None,
-        key: str,
-        name: str,
-        example: str,
-        *,
-        default: Any = None,
-        required: bool = True,
-    ) -> Any:
+    def read(self, name: str, *, default: Any = _FROM_ROW) -> Any:
+        """The raw value of the object field `name`, its default when absent or empty (reported
+        when the row requires it); the object must have been read."""
+        row = self.row(name)
+        default = row.default if default is _FROM_ROW else default
+        obj = self._objects[row.object or name]
+        field = name.split(".", 1)[1]
         if obj is None:
             return default
-        if name not in obj or obj[name] in (None, ""):
-            if required and default is None:
-                self.problem(f"{key}.{name}", "is missing", example)
+        if field not in obj or obj[field] in (None, ""):
+            if default is None and not row.optional:
+                self.problem(name, "is missing")
             return default
-        return obj[name]
+        return obj[field]
 
     def string(
-        self,
-        value: Any,
-        key: str,
-        pattern: re.Pattern[str] | Callable[[str], bool],
-        expected: str,
-        example: str,
+        self, value: Any, key: str, pattern: re.Pattern[str] | Callable[[str], bool], expected: str
     ) -> str:
         if value is None:
             return ""
@@ -322,40 +326,54 @@ class _Reader:
         else:
             ok = pattern(text)
         if not ok:
-            self.problem(key, f"{expected}, got {text!r}", example)
+            self.problem(key, f"{expected}, got {text!r}")
         return text
 
-    def integer(self, value: Any, key: str, low: int, high: int, example: str) -> int:
+    def text(
+        self, name: str, pattern: re.Pattern[str] | Callable[[str], bool], expected: str
+    ) -> str:
+        return self.string(self.read(name), name, pattern, expected)
+
+    def optional_text(
+        self, name: str, pattern: re.Pattern[str] | Callable[[str], bool], expected: str
+    ) -> str | None:
+        value = self.read(name)
+        return None if value is None else self.string(value, name, pattern, expected)
+
+    def integer(self, name: str) -> int:
+        row, value = self.row(name), self.read(name)
         if value is None:
-            return low
+            return row.low
         try:
             number = int(str(value), 10)
         except ValueError:
-            self.problem(key, f"must be a whole number, got {value!r}", example)
-            return low
-        if not low <= number <= high:
-            self.problem(key, f"must be between {low} and {high}, got {number}", example)
+            self.problem(name, f"must be a whole number, got {value!r}")
+            return row.low
+        if not row.low <= number <= row.high:
+            self.problem(name, f"must be between {row.low} and {row.high}, got {number}")
         return number
 
-    def boolean(self, value: Any, key: str, example: str) -> bool:
+    def boolean(self, name: str) -> bool:
+        value = self.read(name)
         if isinstance(value, bool):
             return value
         if str(value).lower() in ("true", "false"):
             return str(value).lower() == "true"
-        self.problem(key, f"must be true or false, got {value!r}", example)
+        self.problem(name, f"must be true or false, got {value!r}")
         return False
 
-    def secret(self, key: str, example: str, *, required: bool) -> pulumi.Output[str] | None:
+    def secret(self, key: str, *, required: bool | None = None) -> pulumi.Output[str] | None:
+        row = self.row(key)
         raw = self.source.get(key)
         if raw is None or raw == "":
-            if required:
-                self.problem(key, "is missing", example)
+            if not row.optional if required is None else required:
+                self.problem(key, "is missing")
             return None
         if not self.source.is_secret(key):
             self.problems.append(
                 f"{NAMESPACE}:{key}: is stored in plain text; it holds a secret. Fix: "
                 f"pulumi config rm {NAMESPACE}:{key} && pulumi config set --secret "
-                f"{NAMESPACE}:{key} ...  ({example})"
+                f"{NAMESPACE}:{key} ...  ({row.example})"
             )
         return pulumi.Output.secret(raw)
 
@@ -391,318 +409,6 @@ def _file_name(text: str) -> bool:
 def _url(text: str) -> bool:
     match = URL_PATTERN.fullmatch(text)
     return match is not None and (match.group(1) is None or 1 <= int(match.group(1)) <= 65535)
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_settings(source: ConfigSource | None = None) -> Settings:
-    """Reads and validates every `mcp:*` key; raises ConfigError listing all problems."""
-    reader = _Reader(source or PulumiConfigSource())
-
-    server = _read_server(reader)
-    paths = _read_paths(reader)
-    app = _read_app(reader)
-    image = _read_image(reader, restore=bool(reader.source.get("restoreBackup")))
-    github = _read_github(reader)
-
-    env_file_content = reader.secret(
-        "envFileContent",
-        "pulumi config set --secret mcp:envFileContent < .env.production",
-        required=False,
-    )
-    slack_webhook_url = reader.secret(
-        "slackWebhookUrl",
-        "pulumi config set --secret mcp:slackWebhookUrl https://hooks.slack.com/services/...",
-        required=False,
-    )
-    if slack_webhook_url is not None:
-        raw = reader.source.get("slackWebhookUrl") or ""
-        if not raw.startswith("https://"):
-            reader.problem(
-                "slackWebhookUrl",
-                "must be an https:// Slack incoming-webhook URL (value not shown: it is secret)",
-                "https://hooks.slack.com/services/<team>/<channel>/<token>",
-            )
-
-    restore_raw = reader.source.get("restoreBackup")
-    restore_backup = None
-    if restore_raw:
-        restore_backup = reader.string(
-            restore_raw,
-            "restoreBackup",
-            BACKUP_ID_PATTERN,
-            "must be a backup timestamp YYYYMMDD_HHMMSS or 'latest'",
-            "20251017_143025",
-        )
-
-    release_obj = reader.object(
-        "release", '{"author": "feustey", "message": "fix"}', required=False
-    )
-    release = ReleaseInfo(
-        author=str((release_obj or {}).get("author") or "unknown"),
-        message=str((release_obj or {}).get("message") or ""),
-    )
-
-    if reader.problems:
-        raise ConfigError(reader.problems)
-    assert server.private_key is not None
-    return Settings(
-        server=server,
-        paths=paths,
-        app=app,
-        image=image,
-        github=github,
-        env_file_content=env_file_content,
-        slack_webhook_url=slack_webhook_url,
-        restore_backup=restore_backup,
-        release=release,
-    )
-
-
-def _read_server(reader: _Reader) -> ServerSettings:
-    example = (
-        '{"host": "147.79.101.32", "port": 22, "user": "feustey", "hostKey": "ssh-ed25519 AAAA..."}'
-    )
-    obj = reader.object("server", example)
-    host = reader.string(
-        reader.field(obj, "server", "host", "147.79.101.32"),
-        "server.host",
-        HOSTNAME_PATTERN,
-        "must be a host name or IP address",
-        "147.79.101.32",
-    )
-    port = reader.integer(
-        reader.field(obj, "server", "port", "22", default=22), "server.port", 1, 65535, "22"
-    )
-    user = reader.string(
-        reader.field(obj, "server", "user", "feustey"),
-        "server.user",
-        USER_PATTERN,
-        "must be a Unix user name",
-        "feustey",
-    )
-    host_key = reader.string(
-        reader.field(
-            obj, "server", "hostKey", "the output of: ssh-keyscan -t ed25519 HOST | cut -d' ' -f2-"
-        ),
-        "server.hostKey",
-        _valid_host_key,
-        "must be the server's public host key as '<type> <base64>' (pinned; see README)",
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...",
-    )
-    private_key = reader.secret(
-        "sshPrivateKey",
-        "pulumi config set --secret mcp:sshPrivateKey < ~/.ssh/github-actions-mcp",
-        required=True,
-    )
-    raw_key = reader.source.get("sshPrivateKey")
-    if raw_key and not _valid_private_key(raw_key):
-        reader.problem(
-            "sshPrivateKey",
-            "is not a PEM/OpenSSH private key (value not shown: it is secret)",
-            "pulumi config set --secret mcp:sshPrivateKey < ~/.ssh/github-actions-mcp",
-        )
-    return ServerSettings(
-        host=host,
-        port=port,
-        user=user,
-        host_key=host_key,
-        private_key=private_key,  # type: ignore[arg-type]
-    )
-
-
-def _read_paths(reader: _Reader) -> PathSettings:
-    example = '{"deployDir": "/opt/mcp", "backupDir": "/opt/mcp-backups", "keepBackups": 10}'
-    obj = reader.object("paths", example)
-
-    def directory(name: str, example_value: str) -> str:
-        return reader.string(
-            reader.field(obj, "paths", name, example_value),
-            f"paths.{name}",
-            ABSOLUTE_DIR_PATTERN,
-            "must be an absolute directory other than /, spelled without '//', '.' or '..' "
-            "parts, spaces or shell characters",
-            example_value,
-        ).removesuffix("/")
-
-    deploy_dir = directory("deployDir", "/opt/mcp")
-    backup_dir = directory("backupDir", "/opt/mcp-backups")
-    if deploy_dir and deploy_dir == backup_dir:
-        reader.problem("paths.backupDir", "must differ from paths.deployDir", "/opt/mcp-backups")
-    elif deploy_dir and backup_dir.startswith(f"{deploy_dir}/"):
-        # backup.sh refuses it: each archive would hold the previous ones.
-        reader.problem(
-            "paths.backupDir",
-            f"must not be inside paths.deployDir {deploy_dir!r} (each backup would archive the "
-            f"previous ones), got {backup_dir!r}",
-            "/opt/mcp-backups",
-        )
-    keep = reader.integer(
-        reader.field(obj, "paths", "keepBackups", "10", default=10),
-        "paths.keepBackups",
-        1,
-        1000,
-        "10",
-    )
-    min_free = reader.integer(
-        reader.field(obj, "paths", "minFreeMb", "100", default=100),
-        "paths.minFreeMb",
-        1,  # backup.sh: check_posint
-        MAX_SCRIPT_INT,
-        "100",
-    )
-    return PathSettings(deploy_dir, backup_dir, keep, min_free)
-
-
-def _read_app(reader: _Reader) -> AppSettings:
-    example = (
-        '{"composeSource": "docker-compose.production.yml", "service": "mcp-api-prod", '
-        '"healthUrl": "http://localhost:8000/api/v1/health", "publicUrl": "https://api.dazno.de"}'
-    )
-    obj = reader.object("app", example)
-    compose_source = str(
-        reader.field(obj, "app", "composeSource", "docker-compose.production.yml") or ""
-    )
-    compose_file = reader.string(
-        reader.field(
-            obj,
-            "app",
-            "composeFile",
-            "docker-compose.production.yml",
-            default=compose_source.rsplit("/", 1)[-1] or None,
-        ),
-        "app.composeFile",
-        _file_name,
-        FILE_NAME_RULE,
-        "docker-compose.production.yml",
-    )
-    if compose_source and not Path(compose_source).is_file():
-        reader.problem(
-            "app.composeSource",
-            f"file {compose_source!r} does not exist (relative to the Pulumi project)",
-            "docker-compose.production.yml",
-        )
-    env_file_name = reader.string(
-        reader.field(obj, "app", "envFile", ".env.production", default=".env.production"),
-        "app.envFile",
-        _file_name,
-        FILE_NAME_RULE,
-        ".env.production",
-    )
-    if env_file_name and env_file_name == compose_file:
-        reader.problem(
-            "app.envFile",
-            f"must differ from app.composeFile, got {env_file_name!r} for both",
-            ".env.production",
-        )
-    service = reader.string(
-        reader.field(obj, "app", "service", "mcp-api-prod"),
-        "app.service",
-        SERVICE_PATTERN,
-        "must be a compose service name",
-        "mcp-api-prod",
-    )
-    health_url = reader.string(
-        reader.field(obj, "app", "healthUrl", "http://localhost:8000/api/v1/health"),
-        "app.healthUrl",
-        _url,
-        "must be an http(s) URL reachable from the server",
-        "http://localhost:8000/api/v1/health",
-    )
-    attempts = reader.integer(
-        reader.field(obj, "app", "healthAttempts", "30", default=30),
-        "app.healthAttempts",
-        1,
-        1000,
-        "30",
-    )
-    timeout = reader.integer(
-        reader.field(obj, "app", "healthTimeoutSeconds", "120", default=120),
-        "app.healthTimeoutSeconds",
-        1,
-        3600,
-        "120",
-    )
-    public_url = reader.string(
-        reader.field(obj, "app", "publicUrl", "https://api.dazno.de"),
-        "app.publicUrl",
-        _url,
-        "must be an http(s) URL",
-        "https://api.dazno.de",
-    ).rstrip("/")
-    lock_timeout = reader.integer(
-        reader.field(obj, "app", "lockTimeoutSeconds", "120", default=120),
-        "app.lockTimeoutSeconds",
-        0,
-        3600,
-        "120",
-    )
-    compose_project = reader.field(obj, "app", "composeProject", "mcp", required=False)
-    if compose_project is not None:
-        compose_project = reader.string(
-            compose_project,
-            "app.composeProject",
-            COMPOSE_PROJECT_PATTERN,
-            "must be a compose project name (lower-case letters, digits, '_', '-')",
-            "mcp",
-        )
-    strategy = str(reader.field(obj, "app", "strategy", "blue-green", default="recreate"))
-    if strategy not in STRATEGIES:
-        reader.problem(
-            "app.strategy",
-            f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}",
-            "blue-green",
-        )
-    proxy = _read_proxy(reader, required=strategy == "blue-green")
-    if strategy == "blue-green" and _url(health_url):  # else already reported
-        health_match = BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url)
-        if health_match is None:
-            reader.problem(
-                "app.healthUrl",
-                "must be a plain http:// URL, http://HOST[:PORT][/PATH], with app.strategy "
-                "blue-green (the proxy serves HTTP on its port; put TLS in front of it), "
-                f"got {health_url!r}",
-                "http://localhost:8000/api/v1/health",
-            )
-        elif proxy is not None:
-            _check_proxy_ports(reader, health_url, proxy)
-    pre_backup_command = reader.field(
-        obj, "app", "preBackupCommand", PRE_BACKUP_COMMAND_EXAMPLE, required=False
-    )
-    if pre_backup_command is not None:
-        pre_backup_command = reader.string(
-            pre_backup_command,
-            "app.preBackupCommand",
-            _pre_backup_command,
-            "must be one line of at most 2000 characters with balanced quotes, run in the "
-            "service container (no shell: for redirections use sh -c '...')",
-            PRE_BACKUP_COMMAND_EXAMPLE,
-        )
-    pause_during_backup = reader.boolean(
-        reader.field(obj, "app", "pauseDuringBackup", "true", default=False),
-        "app.pauseDuringBackup",
-        "true",
-    )
-    return AppSettings(
-        compose_source=compose_source,
-        compose_file=compose_file,
-        env_file_name=env_file_name,
-        service=service,
-        health_url=health_url,
-        health_attempts=attempts,
-        health_timeout_seconds=timeout,
-        public_url=public_url,
-        lock_timeout_seconds=lock_timeout,
-        compose_project=compose_project,
-        strategy=strategy,
-        proxy=proxy,
-        pre_backup_command=pre_backup_command or None,
-        pause_during_backup=pause_during_backup,
-    )
-
-
-PRE_BACKUP_COMMAND_EXAMPLE = "sh -c 'pg_dump -U mcp mcp > /data/dump.sql'"
 
 
 def _pre_backup_command(text: str) -> bool:
@@ -765,33 +471,203 @@ def _check_proxy_ports(reader: _Reader, health_url: str, proxy: ProxySettings) -
         )
 
 
-def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
-    example = '{"image": "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"}'
-    obj = reader.object(
-        "proxy", f"{example} (needed by app.strategy blue-green)", required=required
+# --------------------------------------------------------------------------- loading
+
+
+def load_settings(source: ConfigSource | None = None) -> Settings:
+    """Reads and validates every `mcp:*` key; raises ConfigError listing all problems."""
+    reader = _Reader(source or PulumiConfigSource())
+
+    server = _read_server(reader)
+    paths = _read_paths(reader)
+    app = _read_app(reader)
+    image = _read_image(reader, restore=bool(reader.source.get("restoreBackup")))
+    github = _read_github(reader)
+
+    env_file_content = reader.secret("envFileContent")
+    slack_webhook_url = reader.secret("slackWebhookUrl")
+    if slack_webhook_url is not None:
+        raw = reader.source.get("slackWebhookUrl") or ""
+        if not raw.startswith("https://"):
+            reader.problem(
+                "slackWebhookUrl",
+                "must be an https:// Slack incoming-webhook URL (value not shown: it is secret)",
+                "https://hooks.slack.com/services/<team>/<channel>/<token>",
+            )
+
+    restore_raw = reader.source.get("restoreBackup")
+    reader.row("restoreBackup")
+    restore_backup = None
+    if restore_raw:
+        restore_backup = reader.string(
+            restore_raw,
+            "restoreBackup",
+            BACKUP_ID_PATTERN,
+            "must be a backup timestamp YYYYMMDD_HHMMSS or 'latest'",
+        )
+
+    reader.object("release")
+    release = ReleaseInfo(
+        author=str(reader.read("release.author")), message=str(reader.read("release.message"))
     )
-    if obj is None:
+
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    assert server.private_key is not None
+    return Settings(
+        server=server,
+        paths=paths,
+        app=app,
+        image=image,
+        github=github,
+        env_file_content=env_file_content,
+        slack_webhook_url=slack_webhook_url,
+        restore_backup=restore_backup,
+        release=release,
+    )
+
+
+def _read_server(reader: _Reader) -> ServerSettings:
+    reader.object("server")
+    host = reader.text("server.host", HOSTNAME_PATTERN, "must be a host name or IP address")
+    port = reader.integer("server.port")
+    user = reader.text("server.user", USER_PATTERN, "must be a Unix user name")
+    host_key = reader.text(
+        "server.hostKey",
+        _valid_host_key,
+        "must be the server's public host key as '<type> <base64>' (pinned; see README)",
+    )
+    private_key = reader.secret("sshPrivateKey")
+    raw_key = reader.source.get("sshPrivateKey")
+    if raw_key and not _valid_private_key(raw_key):
+        reader.problem(
+            "sshPrivateKey", "is not a PEM/OpenSSH private key (value not shown: it is secret)"
+        )
+    return ServerSettings(
+        host=host,
+        port=port,
+        user=user,
+        host_key=host_key,
+        private_key=private_key,  # type: ignore[arg-type]
+    )
+
+
+def _read_paths(reader: _Reader) -> PathSettings:
+    reader.object("paths")
+
+    def directory(name: str) -> str:
+        return reader.text(
+            f"paths.{name}",
+            ABSOLUTE_DIR_PATTERN,
+            "must be an absolute directory other than /, spelled without '//', '.' or '..' "
+            "parts, spaces or shell characters",
+        ).removesuffix("/")
+
+    deploy_dir = directory("deployDir")
+    backup_dir = directory("backupDir")
+    if deploy_dir and deploy_dir == backup_dir:
+        reader.problem("paths.backupDir", "must differ from paths.deployDir")
+    elif deploy_dir and backup_dir.startswith(f"{deploy_dir}/"):
+        # backup.sh refuses it: each archive would hold the previous ones.
+        reader.problem(
+            "paths.backupDir",
+            f"must not be inside paths.deployDir {deploy_dir!r} (each backup would archive the "
+            f"previous ones), got {backup_dir!r}",
+        )
+    keep = reader.integer("paths.keepBackups")
+    min_free = reader.integer("paths.minFreeMb")  # backup.sh: check_posint
+    return PathSettings(deploy_dir, backup_dir, keep, min_free)
+
+
+def _read_app(reader: _Reader) -> AppSettings:
+    reader.object("app")
+    compose_source = str(reader.read("app.composeSource") or "")
+    compose_file = reader.string(
+        reader.read("app.composeFile", default=compose_source.rsplit("/", 1)[-1] or None),
+        "app.composeFile",
+        _file_name,
+        FILE_NAME_RULE,
+    )
+    if compose_source and not Path(compose_source).is_file():
+        reader.problem(
+            "app.composeSource",
+            f"file {compose_source!r} does not exist (relative to the Pulumi project)",
+        )
+    env_file_name = reader.text("app.envFile", _file_name, FILE_NAME_RULE)
+    if env_file_name and env_file_name == compose_file:
+        reader.problem(
+            "app.envFile", f"must differ from app.composeFile, got {env_file_name!r} for both"
+        )
+    service = reader.text("app.service", SERVICE_PATTERN, "must be a compose service name")
+    health_url = reader.text(
+        "app.healthUrl", _url, "must be an http(s) URL reachable from the server"
+    )
+    attempts = reader.integer("app.healthAttempts")
+    timeout = reader.integer("app.healthTimeoutSeconds")
+    public_url = reader.text("app.publicUrl", _url, "must be an http(s) URL").rstrip("/")
+    lock_timeout = reader.integer("app.lockTimeoutSeconds")
+    compose_project = reader.optional_text(
+        "app.composeProject",
+        COMPOSE_PROJECT_PATTERN,
+        "must be a compose project name (lower-case letters, digits, '_', '-')",
+    )
+    strategy = str(reader.read("app.strategy"))
+    if strategy not in STRATEGIES:
+        reader.problem("app.strategy", f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    proxy = _read_proxy(reader, required=strategy == "blue-green")
+    if strategy == "blue-green" and _url(health_url):  # else already reported
+        if BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url) is None:
+            reader.problem(
+                "app.healthUrl",
+                "must be a plain http:// URL, http://HOST[:PORT][/PATH], with app.strategy "
+                "blue-green (the proxy serves HTTP on its port; put TLS in front of it), "
+                f"got {health_url!r}",
+            )
+        elif proxy is not None:
+            _check_proxy_ports(reader, health_url, proxy)
+    pre_backup_command = reader.optional_text(
+        "app.preBackupCommand",
+        _pre_backup_command,
+        "must be one line of at most 2000 characters with balanced quotes, run in the "
+        "service container (no shell: for redirections use sh -c '...')",
+    )
+    pause_during_backup = reader.boolean("app.pauseDuringBackup")
+    return AppSettings(
+        compose_source=compose_source,
+        compose_file=compose_file,
+        env_file_name=env_file_name,
+        service=service,
+        health_url=health_url,
+        health_attempts=attempts,
+        health_timeout_seconds=timeout,
+        public_url=public_url,
+        lock_timeout_seconds=lock_timeout,
+        compose_project=compose_project,
+        strategy=strategy,
+        proxy=proxy,
+        pre_backup_command=pre_backup_command or None,
+        pause_during_backup=pause_during_backup,
+    )
+
+
+def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
+    if reader.object("proxy", required=required) is None:
+        if required:  # the example says why it is needed
+            reader.problems[-1] = reader.problems[-1] + " (needed by app.strategy blue-green)"
         return None
-    image = reader.string(
-        reader.field(obj, "proxy", "image", "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"),
+    image = reader.text(
         "proxy.image",
         PROXY_IMAGE_PATTERN,
         "must be an image reference with a tag or digest (build it with proxy/build.sh)",
-        "ghcr.io/feustey/mcp-proxy:caddy-2.11.9",
     )
-    listen_raw = reader.field(obj, "proxy", "listen", "127.0.0.1:8000", required=False)
-    listen = None
-    if listen_raw is not None:
-        listen = reader.string(
-            listen_raw,
-            "proxy.listen",
-            lambda text: (
-                (m := LISTEN_PATTERN.fullmatch(text)) is not None and 1 <= int(m.group(1)) <= 65535
-            ),
-            "must be [ADDRESS]:PORT where the proxy listens (default 127.0.0.1:<healthUrl port>)",
-            "127.0.0.1:8000",
-        )
-    ports_raw = obj.get("colourPorts")
+    listen = reader.optional_text(
+        "proxy.listen",
+        lambda text: (
+            (m := LISTEN_PATTERN.fullmatch(text)) is not None and 1 <= int(m.group(1)) <= 65535
+        ),
+        "must be [ADDRESS]:PORT where the proxy listens (default 127.0.0.1:<healthUrl port>)",
+    )
+    ports_raw = reader.read("proxy.colourPorts")
     colour_ports = None
     if ports_raw is not None:
         if (
@@ -806,15 +682,8 @@ def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
             reader.problem(
                 "proxy.colourPorts",
                 f"must be two different ports [blue, green] on 127.0.0.1, got {ports_raw!r}",
-                "[8001, 8002]",
             )
-    drain = reader.integer(
-        reader.field(obj, "proxy", "drainSeconds", "2", default=2),
-        "proxy.drainSeconds",
-        0,
-        300,
-        "2",
-    )
+    drain = reader.integer("proxy.drainSeconds")
     return ProxySettings(image=image, listen=listen, colour_ports=colour_ports, drain_seconds=drain)
 
 
@@ -822,23 +691,13 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
     """The image to deploy. In restore mode (mcp:restoreBackup) nothing is built or pulled by
     tag: the backup's manifest names the image, so mcp:imageTag is not needed (`rollback.py
     --backup` sets only mcp:restoreBackup, and the stack file holds no tag)."""
-    example = '{"registry": "ghcr.io", "repository": "feustey/mcp", "build": true}'
-    obj = reader.object("image", example)
-    registry = reader.string(
-        reader.field(obj, "image", "registry", "ghcr.io", default="ghcr.io"),
-        "image.registry",
-        REGISTRY_PATTERN,
-        "must be a registry host[:port]",
-        "ghcr.io",
-    )
-    repository = reader.string(
-        reader.field(obj, "image", "repository", "feustey/mcp"),
-        "image.repository",
-        REPOSITORY_PATTERN,
-        "must be a lower-case '<owner>/<name>' repository",
-        "feustey/mcp",
+    reader.object("image")
+    registry = reader.text("image.registry", REGISTRY_PATTERN, "must be a registry host[:port]")
+    repository = reader.text(
+        "image.repository", REPOSITORY_PATTERN, "must be a lower-case '<owner>/<name>' repository"
     )
     raw_tag = reader.source.get("imageTag")
+    reader.row("imageTag")
     if raw_tag is None and not restore:
         reader.problem(
             "imageTag",
@@ -851,14 +710,11 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
         "imageTag",
         IMAGE_TAG_PATTERN,
         "must be a Docker tag (letters, digits, '_', '.', '-'; no spaces)",
-        "3f2c1ab",
     )
-    build = reader.boolean(
-        reader.field(obj, "image", "build", "true", default=False), "image.build", "true"
-    )
-    context = str(reader.field(obj, "image", "context", ".", default="."))
-    dockerfile = str(reader.field(obj, "image", "dockerfile", "Dockerfile", default="Dockerfile"))
-    prepare_raw = (obj or {}).get("prepare")
+    build = reader.boolean("image.build")
+    context = str(reader.read("image.context"))
+    dockerfile = str(reader.read("image.dockerfile"))
+    prepare_raw = reader.read("image.prepare")
     prepare: tuple[str, ...] = ()
     if prepare_raw is not None:
         if (
@@ -871,43 +727,17 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
             reader.problem(
                 "image.prepare",
                 f"must be a command as a non-empty list of strings, got {prepare_raw!r}",
-                '["bash", "app/build.sh", "--context", ".build/app-context"]',
             )
     if build and not restore and not prepare:  # a restore builds nothing; prepare makes context
         if not Path(context).is_dir():
             reader.problem("image.context", f"directory {context!r} does not exist", "app")
         elif not (Path(context) / dockerfile).is_file():
-            reader.problem(
-                "image.dockerfile", f"{dockerfile!r} not found in {context!r}", "Dockerfile"
-            )
-    pull_user = reader.field(obj, "image", "pullUser", "feustey", required=False)
-    if pull_user is not None:
-        pull_user = reader.string(
-            pull_user,
-            "image.pullUser",
-            REGISTRY_USER_PATTERN,
-            "must be a registry user name (letters, digits, '.', '_', '@', '+', '-')",
-            "feustey",
-        )
-    pull_password = reader.secret(
-        "registryPullPassword",
-        "pulumi config set --secret mcp:registryPullPassword <token with read:packages>",
-        required=pull_user is not None,
-    )
-    push_user = reader.field(obj, "image", "pushUser", "feustey", required=False)
-    if push_user is not None:
-        push_user = reader.string(
-            push_user,
-            "image.pushUser",
-            REGISTRY_USER_PATTERN,
-            "must be a registry user name (letters, digits, '.', '_', '@', '+', '-')",
-            "feustey",
-        )
-    push_password = reader.secret(
-        "registryPushPassword",
-        "pulumi config set --secret mcp:registryPushPassword <token with write:packages>",
-        required=False,
-    )
+            reader.problem("image.dockerfile", f"{dockerfile!r} not found in {context!r}")
+    user_rule = "must be a registry user name (letters, digits, '.', '_', '@', '+', '-')"
+    pull_user = reader.optional_text("image.pullUser", REGISTRY_USER_PATTERN, user_rule)
+    pull_password = reader.secret("registryPullPassword", required=pull_user is not None)
+    push_user = reader.optional_text("image.pushUser", REGISTRY_USER_PATTERN, user_rule)
+    push_password = reader.secret("registryPushPassword")
     if push_user is not None and push_password is None and build and not restore:
         reader.problem(
             "registryPushPassword",
@@ -921,9 +751,9 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
         build=build,
         context=context,
         dockerfile=dockerfile,
-        pull_user=str(pull_user) if pull_user is not None else None,
+        pull_user=pull_user,
         pull_password=pull_password,
-        push_user=str(push_user) if push_user is not None else None,
+        push_user=push_user,
         push_password=push_password,
         prepare=prepare,
     )
@@ -935,38 +765,30 @@ def _github_api_url(text: str) -> bool:
     return _url(text) and (text.startswith("https://") or loopback)
 
 
+GITHUB_OWNER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,39}\Z")
+GITHUB_REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}\Z")
+GITHUB_ENVIRONMENT_PATTERN = re.compile(
+    r"^[A-Za-z0-9._-](?:[A-Za-z0-9._ -]{0,253}[A-Za-z0-9._-])?\Z"
+)
+
+
 def _read_github(reader: _Reader) -> GitHubSettings | None:
-    example = (
-        '{"owner": "feustey", "repository": "mcp", "reviewerUserIds": [1234567], '
-        '"waitTimerMinutes": 5}'
-    )
-    obj = reader.object("github", example, required=False)
-    if obj is None:
+    if reader.object("github") is None:
         return None
-    owner = reader.string(
-        reader.field(obj, "github", "owner", "feustey"),
-        "github.owner",
-        re.compile(r"^[A-Za-z0-9-]{1,39}\Z"),
-        "must be a GitHub user or organisation",
-        "feustey",
+    owner = reader.text(
+        "github.owner", GITHUB_OWNER_PATTERN, "must be a GitHub user or organisation"
     )
-    repository = reader.string(
-        reader.field(obj, "github", "repository", "mcp"),
-        "github.repository",
-        re.compile(r"^[A-Za-z0-9._-]{1,100}\Z"),
-        "must be a repository name without owner",
-        "mcp",
+    repository = reader.text(
+        "github.repository", GITHUB_REPOSITORY_PATTERN, "must be a repository name without owner"
     )
-    environment = reader.string(
-        reader.field(obj, "github", "environment", "production", default="production"),
+    environment = reader.text(
         "github.environment",
-        re.compile(r"^[A-Za-z0-9._-](?:[A-Za-z0-9._ -]{0,253}[A-Za-z0-9._-])?\Z"),
+        GITHUB_ENVIRONMENT_PATTERN,
         "must be an environment name (no leading or trailing space)",
-        "production",
     )
 
     def ids(name: str) -> tuple[int, ...]:
-        raw = obj.get(name) or []
+        raw = reader.read(f"github.{name}") or []
         if not isinstance(raw, list) or not all(isinstance(item, int) and item > 0 for item in raw):
             reader.problem(
                 f"github.{name}",
@@ -975,43 +797,25 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
             )
             return ()
         if len(raw) > 6:
-            reader.problem(f"github.{name}", "GitHub allows at most 6 reviewers", "[1234567]")
+            reader.problem(f"github.{name}", "GitHub allows at most 6 reviewers")
         return tuple(raw)
 
     user_ids = ids("reviewerUserIds")
     team_ids = ids("reviewerTeamIds")
-    wait = reader.integer(
-        reader.field(obj, "github", "waitTimerMinutes", "0", default=0),
-        "github.waitTimerMinutes",
-        0,
-        43200,
-        "5",
+    wait = reader.integer("github.waitTimerMinutes")
+    backend_url = reader.optional_text(
+        "github.pulumiBackendUrl",
+        PULUMI_BACKEND_URL_PATTERN,
+        "must be a Pulumi self-managed backend URL (s3://, azblob://, gs://, file://); "
+        "it is stored as a repository variable, so it must hold no credentials",
     )
-    backend_url = reader.field(obj, "github", "pulumiBackendUrl", "s3://...", required=False)
-    if backend_url is not None:
-        backend_url = reader.string(
-            backend_url,
-            "github.pulumiBackendUrl",
-            PULUMI_BACKEND_URL_PATTERN,
-            "must be a Pulumi self-managed backend URL (s3://, azblob://, gs://, file://); "
-            "it is stored as a repository variable, so it must hold no credentials",
-            "s3://mcp-pulumi-state/production",
-        )
-    legacy = reader.boolean(
-        reader.field(obj, "github", "legacySecrets", "false", default=False),
-        "github.legacySecrets",
-        "false",
+    legacy = reader.boolean("github.legacySecrets")
+    api_url = reader.optional_text(
+        "github.apiUrl",
+        _github_api_url,
+        "must be the https:// base URL of a GitHub API (http:// only on loopback: the admin "
+        "token goes with every request; omit the key for api.github.com)",
     )
-    api_url = reader.field(obj, "github", "apiUrl", "https://github.example.com/", required=False)
-    if api_url is not None:
-        api_url = reader.string(
-            api_url,
-            "github.apiUrl",
-            _github_api_url,
-            "must be the https:// base URL of a GitHub API (http:// only on loopback: the admin "
-            "token goes with every request; omit the key for api.github.com)",
-            "https://github.example.com/",
-        )
     return GitHubSettings(
         owner,
         repository,
