@@ -1,8 +1,9 @@
 """The blue-green strategy against a real server, under load.
 
 A prober thread sends >= 20 requests per second to the public port (the proxy) through every
-deploy, automatic rollback and restore below. The steps are the ones the Pulumi program runs
-(deploy.sh -> release.sh, which backs up first, over ssh), with `--strategy blue-green`.
+deploy, automatic rollback and restore below. What runs is the Pulumi program's own deploy
+plan (`components.plan.deploy_plan`) for settings aimed at the test's target: its uploads, then
+its steps' exact command lines and stdin over ssh, results read as the program reads them.
 Timings are not asserted here (see bench/).
 """
 
@@ -10,19 +11,24 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import free_port
-from test_remote_scripts import Remote, one_json_line, q
+from conftest import SAMPLE_COMPOSE, free_port
+from test_remote_scripts import ENV_CONTENT, Remote, one_json_line, q
 
+from components import remote_commands as rc
+from components.plan import DeployPlan, deploy_plan
+from components.results import parse_result
+from components.settings import MappingConfigSource, Settings, load_settings
 from local.prober import Prober, ProbeReport
 
 if TYPE_CHECKING:
     from conftest import DeployTarget, LocalServer
 
 MIN_RATE = 20.0
+SECRET_KEYS = ("sshPrivateKey", "registryPullPassword", "envFileContent")
 
 
 @dataclass
@@ -30,27 +36,92 @@ class BlueGreen(Remote):
     proxy_image: str = ""
     colour_ports: tuple[int, int] = (0, 0)
     strategy: str = "blue-green"
+    uploaded: set[tuple[str, str]] = field(default_factory=set)
 
-    def strategy_options(self) -> str:
-        if self.strategy == "recreate":
-            return ""
-        blue, green = self.colour_ports
-        return (
-            f"--strategy blue-green --proxy-image {q(self.proxy_image)} "
-            f"--colour-ports {blue},{green} --drain-seconds 1"
-        )
+    def settings(self, restore_backup: str | None = None) -> Settings:
+        """What a stack aimed at this target would hold (attempts and timeout as set now)."""
+        s, t = self.server, self.target
+        config: dict[str, object] = {
+            "server": {
+                "host": s.host,
+                "port": s.ssh_port,
+                "user": s.user,
+                "hostKey": s.host_public_key,
+            },
+            "sshPrivateKey": s.private_key_path.read_text(),
+            "paths": {
+                "deployDir": str(t.deploy_dir),
+                "backupDir": str(t.backup_dir),
+                "keepBackups": 5,
+                "minFreeMb": 1,
+            },
+            "app": {
+                "composeSource": str(SAMPLE_COMPOSE),
+                "composeFile": t.compose_file,
+                "envFile": t.env_file,
+                "service": t.service,
+                "composeProject": t.project,
+                "healthUrl": t.health_url,
+                "publicUrl": t.health_url.rsplit("/api/", 1)[0],
+                "healthAttempts": self.attempts,
+                "healthTimeoutSeconds": self.timeout,
+                "strategy": self.strategy,
+            },
+            "image": {"registry": s.registry, "repository": "mcp/app", "pullUser": s.registry_user},
+            "imageTag": "unused",  # the step gets the sample image's full reference
+            "registryPullPassword": s.registry_password,
+            "envFileContent": ENV_CONTENT,
+        }
+        if self.strategy == "blue-green":
+            blue, green = self.colour_ports
+            config["proxy"] = {
+                "image": self.proxy_image,
+                "colourPorts": [blue, green],
+                "drainSeconds": 1,
+            }
+        if restore_backup is not None:
+            config["restoreBackup"] = restore_backup
+        return load_settings(MappingConfigSource(config, SECRET_KEYS))
 
-    def release(self, extra: str = "", *, keep: int = 5) -> subprocess.CompletedProcess[str]:
-        return super().release(f"{self.strategy_options()} {extra}", keep=keep)
+    def run_plan(self, plan: DeployPlan, image: str = "") -> subprocess.CompletedProcess[str]:
+        """The plan as ServerDeployment runs it: uploads (again when a trigger changed), then
+        each step until one fails; returns the last step's process."""
+        for upload in plan.uploads:
+            key = (upload.remote_path, json.dumps([str(t) for t in upload.triggers]))
+            if key in self.uploaded:
+                continue
+            directory = upload.remote_path.rsplit("/", 1)[0]
+            self.server.ssh(
+                f"mkdir -p {q(directory)} && cat > {q(upload.remote_path)}",
+                input=upload.source.read_text(),
+                check=True,
+                timeout=60,
+            )
+            self.uploaded.add(key)
+        values = {
+            rc.IMAGE.name: image,
+            rc.PULL_PASSWORD.name: self.server.registry_password,
+            rc.ENV_FILE.name: ENV_CONTENT,
+        }
+        proc = None
+        for step in plan.steps:
+            proc = self.run(step.command(values), input=rc.stdin_text(step.stdin or (), values))
+            if proc.returncode != 0:
+                return proc
+            result = parse_result(step.name, proc.stdout, step.result_keys)
+            if step.name == "release":
+                self.last_backup = result["backup_id"]
+                self.backups.append(self.last_backup)
+        assert proc is not None
+        return proc
+
+    def pipeline(self, name: str) -> subprocess.CompletedProcess[str]:
+        """`pulumi up` of sample image `name`: deploy -> release (the first failing step's)."""
+        return self.run_plan(deploy_plan(self.settings()), self.images[name])
 
     def restore(self, backup: str) -> subprocess.CompletedProcess[str]:
-        t = self.target
-        return self.run(
-            f"{q(self.bin / 'restore.sh')} --deploy-dir {q(t.deploy_dir)} "
-            f"--backup-dir {q(t.backup_dir)} --backup {q(backup)} --compose-file "
-            f"{q(t.compose_file)} --service {q(t.service)} --project {q(t.project)} "
-            f"{self.health()} {self.strategy_options()}"
-        )
+        """`rollback.py --backup`: the plan of restore mode."""
+        return self.run_plan(deploy_plan(self.settings(restore_backup=backup)))
 
     def live_colour(self) -> str:
         path = self.target.deploy_dir / ".deploy" / "live-colour"
