@@ -1,5 +1,7 @@
 """Reads the stack configuration once, validates all of it, and hands on typed settings.
 
+Every key is read through its row in `components/config_keys.py` (type, default, example).
+
 This is the only module that touches `pulumi.Config`. Every problem found is reported at once,
 naming the key, what was given and a valid example, before any resource is declared, so a bad
 value fails `pulumi preview` and nothing reaches the server.
@@ -161,8 +163,10 @@ class ProxySettings:
     """The reverse proxy of the blue-green strategy (see remote/bluegreen.sh)."""
 
     image: str
-    listen: str | None = None  # default on the server: 127.0.0.1:<healthUrl port>
-    colour_ports: tuple[int, int] | None = None  # default: healthUrl port + 1, + 2
+    # None: the defaults, computed by blue_green_addresses (127.0.0.1:<healthUrl port>, and
+    # that port + 1, + 2) and always passed to the scripts by the deploy plan.
+    listen: str | None = None
+    colour_ports: tuple[int, int] | None = None
     drain_seconds: int = 2
 
 
@@ -279,7 +283,9 @@ class _Reader:
         shown = config_keys.key(key).example if example is None else example
         self.problems.append(f"{NAMESPACE}:{key}: {message}. Example: {shown}")
 
-    def object(self, key: str, *, required: bool | None = None) -> Mapping[str, Any] | None:
+    def object(
+        self, key: str, *, required: bool | None = None, why: str = ""
+    ) -> Mapping[str, Any] | None:
         row = self.row(key)
         if key in self._objects:
             return self._objects[key]
@@ -287,7 +293,7 @@ class _Reader:
         value: Mapping[str, Any] | None = None
         if raw is None:
             if not row.optional if required is None else required:
-                self.problem(key, "is missing")
+                self.problem(key, "is missing", f"{row.example} ({why})" if why else None)
         else:
             try:
                 parsed = json.loads(raw)
@@ -651,9 +657,7 @@ def _read_app(reader: _Reader) -> AppSettings:
 
 
 def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
-    if reader.object("proxy", required=required) is None:
-        if required:  # the example says why it is needed
-            reader.problems[-1] = reader.problems[-1] + " (needed by app.strategy blue-green)"
+    if reader.object("proxy", required=required, why="needed by app.strategy blue-green") is None:
         return None
     image = reader.text(
         "proxy.image",
