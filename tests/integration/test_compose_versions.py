@@ -16,6 +16,7 @@ import dataclasses
 import re
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,12 +30,11 @@ from conftest import (
     parse_env_lines,
 )
 from test_remote_scripts import Remote, one_json_line, q
-from test_zero_downtime import BlueGreen, remove_blue_green
 
 if TYPE_CHECKING:  # fixtures come from conftest.py; imported for the annotations only
     from collections.abc import Iterator
 
-    from conftest import HttpProbe, LocalServer
+    from conftest import DeployTarget, HttpProbe, LocalServer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +192,56 @@ def test_deploy_rollback_restore(compose_remote: tuple[ComposeUser, Remote]) -> 
     assert remote.leftovers() == []
 
 
+@dataclasses.dataclass
+class BlueGreen(Remote):
+    """release.sh with `--strategy blue-green` (or recreate), run directly over ssh."""
+
+    proxy_image: str = ""
+    colour_ports: tuple[int, int] = (0, 0)
+    strategy: str = "blue-green"
+
+    def release(self, extra: str = "", *, keep: int = 5) -> subprocess.CompletedProcess[str]:
+        options = ""
+        if self.strategy == "blue-green":
+            blue, green = self.colour_ports
+            port = urllib.parse.urlsplit(self.target.health_url).port
+            options = (
+                f"--strategy blue-green --proxy-image {q(self.proxy_image)} "
+                f"--proxy-listen 127.0.0.1:{port} --colour-ports {blue},{green} --drain-seconds 1"
+            )
+        return super().release(f"{options} {extra}", keep=keep)
+
+    def live_colour(self) -> str:
+        path = self.target.deploy_dir / ".deploy" / "live-colour"
+        return path.read_text().strip() if path.exists() else ""
+
+
+def _docker_ids(*filters: str) -> list[str]:
+    argv = ["docker", "ps", "-aq"]
+    for f in filters:
+        argv += ["--filter", f]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
+
+
+def remove_blue_green(target: DeployTarget) -> None:
+    """The proxy and both colours' containers and networks (beside the target's project)."""
+    ids = _docker_ids(f"name=^{target.project}-proxy$")
+    labels = [f"label=com.docker.compose.project={target.project}-{c}" for c in ("blue", "green")]
+    for label in labels:
+        ids += _docker_ids(label)
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+    for label in labels:
+        networks = subprocess.run(
+            ["docker", "network", "ls", "-q", "--filter", label],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if networks:
+            subprocess.run(["docker", "network", "rm", *networks], capture_output=True, check=False)
+
+
 @pytest.fixture(params=["v2", "v1"])
 def compose_bg(
     request: pytest.FixtureRequest,
@@ -246,7 +296,8 @@ def test_blue_green_refuses_a_volume_without_a_name(
     assert_ran_on(user, refused, "release")
     assert "named volume(s) cache in " in refused.stderr
     assert "have no explicit 'name:'" in refused.stderr
-    assert bg.running(f"{t.project}-blue") == [] and bg.running(f"{t.project}-green") == []
+    for colour in ("blue", "green"):
+        assert _docker_ids(f"label=com.docker.compose.project={t.project}-{colour}") == []
 
     shared = f"{t.project}_cache"
     try:
