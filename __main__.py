@@ -2,7 +2,6 @@
 
 import pulumi
 
-from components.github_repo import GitHubSetup, GitHubSetupArgs
 from components.image import AppImage
 from components.notification import SlackNotification
 from components.plan import deploy_plan, plan_inputs
@@ -16,6 +15,9 @@ settings = load_settings()
 server_waits_for: list[pulumi.Resource] = []
 
 if settings.github is not None:
+    # Imported only for stacks that manage GitHub: loading pulumi-github costs ~0.3 s per run.
+    from components.github_repo import GitHubSetup, GitHubSetupArgs
+
     github_setup = GitHubSetup(
         "github",
         GitHubSetupArgs(
