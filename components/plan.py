@@ -152,11 +152,13 @@ def deploy_plan(settings: Settings) -> DeployPlan:
         if login
         else []
     )
+    # Copied again only when its content changes: staged files stay in place after a release
+    # (a retry re-runs the release alone), so a new tag needs no upload and one SSH session less.
     compose = Upload(
         name="compose",
         source=Path(app.compose_source),
         remote_path=f"{paths.staged_dir}/{app.compose_file}",
-        triggers=triggers,
+        triggers=(file_sha256(app.compose_source),),
         after=installed,
     )
     deploy = Step(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components import remote_commands as rc
-from components.plan import Digest, deploy_plan
+from components.plan import Digest, deploy_plan, file_sha256
 from components.remote_commands import ENV_FILE, IMAGE, PULL_PASSWORD
 from components.settings import Settings
 from tests.unit.conftest import TestKeys, base_config
@@ -135,3 +135,12 @@ def test_backup_consistency_options_reach_every_step_that_backs_up(test_keys: Te
             assert words[words.index("--pre-backup-command") + 1] == dump  # one quoted word
             flag_at = words.index("--pause-during-backup")
             assert flag_at + 1 == len(words) or words[flag_at + 1].startswith("--")  # no value
+
+
+def test_a_new_tag_uploads_nothing_only_a_changed_compose_file_is_copied_again(
+    test_keys: TestKeys,
+) -> None:
+    compose = next(u for u in deploy_plan(settings(test_keys)).uploads if u.name == "compose")
+    # Triggers hold no image reference and no env file: a new tag or env leaves the copy alone.
+    assert IMAGE not in compose.triggers and Digest(ENV_FILE) not in compose.triggers
+    assert compose.triggers == (file_sha256(compose.source),)
