@@ -33,7 +33,8 @@ Trigger = str | Ref | Digest
 
 @dataclass(frozen=True)
 class Upload:
-    """A file copied to the server (`<server>-<name>`), again whenever a trigger changes."""
+    """A file (or a folder's contents, into `remote_path`) copied to the server
+    (`<server>-<name>`), again whenever a trigger changes."""
 
     name: str
     source: Path
@@ -88,16 +89,24 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def tree_sha256(directory: Path) -> str:
+    """One hash of every file under `directory` (relative paths and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def script_uploads(settings: Settings) -> tuple[Upload, ...]:
-    """Every `*.sh` under remote/ to `<deployDir>/.deploy/bin/<its path under remote/>`."""
-    return tuple(
+    """The remote/ folder, every script with its path under it, to `<deployDir>/.deploy/bin/`:
+    one copy (one SSH session, one resource, however many files), again when any file changes."""
+    return (
         Upload(
-            name="script-" + relpath.removesuffix(".sh").replace("/", "-"),
-            source=rc.SCRIPTS_SOURCE_DIR / relpath,
-            remote_path=f"{settings.paths.scripts_dir}/{relpath}",
-            triggers=(file_sha256(rc.SCRIPTS_SOURCE_DIR / relpath),),
-        )
-        for relpath in rc.SCRIPT_NAMES
+            name="scripts",
+            source=rc.SCRIPTS_SOURCE_DIR,
+            remote_path=settings.paths.scripts_dir,
+            triggers=(tree_sha256(rc.SCRIPTS_SOURCE_DIR),),
+        ),
     )
 
 

@@ -57,7 +57,10 @@ class ServerDeployment(pulumi.ComponentResource):
             done[upload.name] = remote.CopyToRemote(
                 f"{name}-{upload.name}",
                 connection=connection,
-                source=pulumi.FileAsset(str(upload.source)),
+                # A folder is copied with its contents into remote_path (the trailing slash).
+                source=pulumi.FileArchive(f"{upload.source}/")
+                if upload.source.is_dir()
+                else pulumi.FileAsset(str(upload.source)),
                 remote_path=upload.remote_path,
                 triggers=self._triggers(upload.triggers),
                 opts=self._after(done, upload.after),

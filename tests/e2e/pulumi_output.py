@@ -22,7 +22,7 @@ def changed_resources(output: str) -> list[str]:
 
 
 def changes_besides_script_copies(output: str) -> list[str]:
-    """`changed_resources`, without re-copies of the remote scripts (`server-script-*`): on a
+    """`changed_resources`, without re-copies of the remote scripts (`server-scripts`): on a
     shared checkout, another engineer's edit of remote/*.sh between two `up`s re-copies it, and
     that says nothing about the image or the GitHub side. A copy runs nothing on the server."""
-    return [entry for entry in changed_resources(output) if " server-script-" not in entry]
+    return [entry for entry in changed_resources(output) if " server-scripts" not in entry]

@@ -29,7 +29,7 @@ def test_preview_lists_the_steps_and_touches_nothing(
 
     proc = e2e.stack.preview()
 
-    for step in ("server-release", "server-deploy", "server-compose", "server-script-release"):
+    for step in ("server-release", "server-deploy", "server-compose", "server-scripts"):
         assert step in proc.stdout, proc.stdout
     assert "create" in proc.stdout
     assert sorted(p.name for p in deploy_dir.iterdir()) == before

@@ -90,13 +90,24 @@ class BlueGreen(Remote):
             key = (upload.remote_path, json.dumps([str(t) for t in upload.triggers]))
             if key in self.uploaded:
                 continue
-            directory = upload.remote_path.rsplit("/", 1)[0]
-            self.server.ssh(
-                f"mkdir -p {q(directory)} && cat > {q(upload.remote_path)}",
-                input=upload.source.read_text(),
-                check=True,
-                timeout=60,
+            # A folder's files go into remote_path, as CopyToRemote copies a folder archive.
+            files = (
+                [
+                    (f, f"{upload.remote_path}/{f.relative_to(upload.source)}")
+                    for f in sorted(upload.source.rglob("*"))
+                    if f.is_file()
+                ]
+                if upload.source.is_dir()
+                else [(upload.source, upload.remote_path)]
             )
+            for source, remote_path in files:
+                directory = remote_path.rsplit("/", 1)[0]
+                self.server.ssh(
+                    f"mkdir -p {q(directory)} && cat > {q(remote_path)}",
+                    input=source.read_text(),
+                    check=True,
+                    timeout=60,
+                )
             self.uploaded.add(key)
         values = {
             rc.IMAGE.name: image,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components import remote_commands as rc
-from components.plan import Digest, deploy_plan, file_sha256
+from components.plan import Digest, deploy_plan, file_sha256, tree_sha256
 from components.remote_commands import ENV_FILE, IMAGE, PULL_PASSWORD
 from components.settings import Settings
 from tests.unit.conftest import TestKeys, base_config
@@ -37,7 +38,7 @@ def test_deploy_step_with_registry_login_and_env_file(test_keys: TestKeys) -> No
     )
     assert deploy.stdin == (PULL_PASSWORD, ENV_FILE)  # names, never values
     assert deploy.triggers[0] == IMAGE and deploy.triggers[2] == Digest(ENV_FILE)
-    assert deploy.after[-1] == "compose" and "script-lib" in deploy.after
+    assert deploy.after == ("scripts", "compose")
     assert deploy.result_keys == ("staged_image",)
 
 
@@ -82,18 +83,30 @@ def test_release_and_restore_command_lines_stay_those_of_existing_stacks(
     assert "compose" not in {upload.name for upload in plan.uploads}
 
 
-def test_uploads_are_every_script_under_remote_and_the_compose_file(test_keys: TestKeys) -> None:
+def test_uploads_are_the_remote_folder_in_one_copy_and_the_compose_file(
+    test_keys: TestKeys,
+) -> None:
     plan = deploy_plan(settings(test_keys))
-    remote_paths = {upload.remote_path: upload for upload in plan.uploads}
-    scripts = sorted(
-        p.relative_to(rc.SCRIPTS_SOURCE_DIR) for p in rc.SCRIPTS_SOURCE_DIR.rglob("*.sh")
+    uploads = {upload.name: upload for upload in plan.uploads}
+    assert set(uploads) == {"scripts", "compose"}
+    scripts = uploads["scripts"]
+    assert scripts.source == rc.SCRIPTS_SOURCE_DIR and scripts.remote_path == BIN
+    assert len(list(rc.SCRIPTS_SOURCE_DIR.rglob("*.sh"))) >= 7  # every script rides along
+    assert uploads["compose"].remote_path == "/opt/mcp/.deploy/staged/docker-compose.production.yml"
+
+
+def test_the_scripts_are_copied_again_when_any_file_under_remote_changes(
+    test_keys: TestKeys, tmp_path: Path
+) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "a.sh").write_text("echo a\n")
+    (tmp_path / "lib" / "b.sh").write_text("echo b\n")
+    before = tree_sha256(tmp_path)
+    (tmp_path / "lib" / "b.sh").write_text("echo B\n")
+    assert tree_sha256(tmp_path) != before
+    assert deploy_plan(settings(test_keys)).uploads[0].triggers == (
+        tree_sha256(rc.SCRIPTS_SOURCE_DIR),
     )
-    assert len(scripts) >= 7
-    for relpath in scripts:
-        upload = remote_paths[f"{BIN}/{relpath}"]
-        assert upload.source == rc.SCRIPTS_SOURCE_DIR / relpath and upload.source.is_file()
-    assert remote_paths["/opt/mcp/.deploy/staged/docker-compose.production.yml"].name == "compose"
-    assert len(plan.uploads) == len(scripts) + 1
 
 
 def test_every_value_is_shell_quoted_and_secrets_never_reach_a_command_line() -> None:

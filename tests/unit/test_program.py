@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from tests.unit.conftest import FAKE_DIGEST, ProgramRun, TestKeys, base_config
@@ -91,18 +93,13 @@ def test_connection_pins_the_host_key_and_keeps_the_key_secret(
 
 def test_every_remote_script_is_installed_before_any_step(production: ProgramRun) -> None:
     copies = {r.inputs["remotePath"]: r for r in production.of_type(COPY)}
-    for script in (
-        "lib.sh",
-        "backup.sh",
-        "deploy.sh",
-        "release.sh",
-        "restore.sh",
-        "healthcheck.sh",
-    ):
-        path = f"/opt/mcp/.deploy/bin/{script}"
-        assert path in copies, sorted(copies)
-        assert production.depends_on("server-compose", copies[path].name)
-        assert production.depends_on("server-deploy", copies[path].name)
+    scripts = copies["/opt/mcp/.deploy/bin"]  # the remote/ folder, in one copy
+    source = scripts.inputs["source"]
+    assert isinstance(source, pulumi.FileArchive) and source.path.endswith("/remote/")
+    for script in ("lib.sh", "backup.sh", "deploy.sh", "release.sh", "restore.sh"):
+        assert (Path(source.path) / script).is_file()
+    assert production.depends_on("server-compose", scripts.name)
+    assert production.depends_on("server-deploy", scripts.name)
 
 
 def test_steps_run_in_order_deploy_then_release(production: ProgramRun) -> None:

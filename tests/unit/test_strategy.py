@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,8 +172,9 @@ def test_program_passes_the_strategy_to_release(
         "--colour-ports 8001,8002 --drain-seconds 2"
     )
     assert "--strategy" not in run.get("server-deploy").inputs["create"]
-    copies = {r.inputs["remotePath"] for r in run.of_type("command:remote:CopyToRemote")}
-    assert "/opt/mcp/.deploy/bin/bluegreen.sh" in copies
+    copies = {r.inputs["remotePath"]: r for r in run.of_type("command:remote:CopyToRemote")}
+    scripts = copies["/opt/mcp/.deploy/bin"].inputs["source"]  # the remote/ folder, one copy
+    assert (Path(scripts.path) / "bluegreen.sh").is_file()
     assert run.depends_on("server-release", "server-deploy")
 
 
