@@ -57,6 +57,11 @@ from local.target import (  # noqa: E402
 HEALTH_ATTEMPTS, HEALTH_TIMEOUT = 10, 10
 RAW_POLL_S = 0.5
 PROBER_RATE = 40
+# How `pulumi up` is run: as the deploy workflow runs it, and as an engineer types it.
+UP_VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pulumi up --skip-preview", ("--skip-preview",)),
+    ("pulumi up", ()),
+)
 BASELINE_PROGRAM = '''"""One resource: the engine's own no-op floor, to compare with."""
 import pulumi_command
 
@@ -305,16 +310,19 @@ class Bench:
             stack.up()
             deployed = "v1"  # what Pulumi last deployed, and what serves between reps
             for _ in range(reps):
-                other = "v2" if deployed == "v1" else "v1"
-                stack.set_config("mcp:imageTag", other)
-                self.timed(
-                    "recreate",
-                    f"pulumi up -> {other}",
-                    lambda: stack.up(check=False).returncode,
-                    target,
-                    expect_version=other,
-                )
-                deployed = other
+                # What the deploy workflow runs (`--skip-preview`: nobody reads a preview in
+                # CI), then what an engineer types (`pulumi up --yes`: preview, then update).
+                for label, extra in UP_VARIANTS:
+                    other = "v2" if deployed == "v1" else "v1"
+                    stack.set_config("mcp:imageTag", other)
+                    self.timed(
+                        "recreate",
+                        f"{label} -> {other}",
+                        lambda extra=extra: stack.up(*extra, check=False).returncode,
+                        target,
+                        expect_version=other,
+                    )
+                    deployed = other
                 # The raw commands switch away and back, so Pulumi's view stays true.
                 for version in ("v2" if deployed == "v1" else "v1", deployed):
                     self.timed(
@@ -325,12 +333,13 @@ class Bench:
                         expect_version=version,
                     )
             for _ in range(reps):
-                self.timed(
-                    "recreate",
-                    "pulumi up (no-op)",
-                    lambda: stack.up(check=False).returncode,
-                    target,
-                )
+                for label, extra in UP_VARIANTS:
+                    self.timed(
+                        "recreate",
+                        f"{label} (no-op)",
+                        lambda extra=extra: stack.up(*extra, check=False).returncode,
+                        target,
+                    )
                 self.timed(
                     "recreate",
                     "pulumi preview (no-op)",
@@ -419,7 +428,14 @@ class Bench:
             stack.ensure_in_backend()
             stack.up()
             for _ in range(reps):
-                self.add(_timed_plain("baseline", "one-resource pulumi up (no-op)", stack.up))
+                for label, extra in UP_VARIANTS:
+                    self.add(
+                        _timed_plain(
+                            "baseline",
+                            f"one-resource {label} (no-op)",
+                            lambda extra=extra, **kw: stack.up(*extra, **kw),
+                        )
+                    )
             stack.remove()
 
 
@@ -481,12 +497,15 @@ TARGETS: dict[str, tuple[str, str]] = {
 
 def summarise(rows: list[Row]) -> dict[str, Any]:
     raw = median(rows, "raw commands", "recreate")
-    up = median(rows, "pulumi up -> ", "recreate")
-    up_serving = median(rows, "pulumi up -> ", "recreate", "serving_after_s")
-    remote = median(rows, "pulumi up -> ", "recreate", "remote_s")
+    up = median(rows, "pulumi up --skip-preview -> ", "recreate")
+    up_preview = median(rows, "pulumi up -> ", "recreate")
+    up_serving = median(rows, "pulumi up --skip-preview -> ", "recreate", "serving_after_s")
+    remote = median(rows, "pulumi up", "recreate", "remote_s")
     noop = median(rows, "pulumi up (no-op)", "recreate")
+    noop_skip = median(rows, "pulumi up --skip-preview (no-op)", "recreate")
     preview = median(rows, "pulumi preview (no-op)", "recreate")
-    floor = median(rows, "one-resource", "baseline")
+    floor = median(rows, "one-resource pulumi up (no-op)", "baseline")
+    floor_skip = median(rows, "one-resource pulumi up --skip-preview (no-op)", "baseline")
     auto = next((r for r in rows if r.strategy == "recreate" and "auto rollback" in r.step), None)
     back = next(
         (r for r in rows if r.strategy == "recreate" and r.step.startswith("rollback.py")), None
@@ -508,12 +527,15 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
     failed = sum(r.probe.get("failed", 0) for r in bg)
     figures = {
         "raw_commands_s": rounded(raw),
-        "pulumi_up_new_tag_s": rounded(up),
-        "pulumi_up_new_tag_serving_after_s": rounded(up_serving),
+        "pulumi_up_skip_preview_new_tag_s": rounded(up),
+        "pulumi_up_skip_preview_new_tag_serving_after_s": rounded(up_serving),
+        "pulumi_up_with_preview_new_tag_s": rounded(up_preview),
         "remote_part_s": rounded(remote),
         "noop_up_s": rounded(noop),
+        "noop_up_skip_preview_s": rounded(noop_skip),
         "noop_preview_s": rounded(preview),
         "one_resource_noop_up_s": rounded(floor),
+        "one_resource_noop_up_skip_preview_s": rounded(floor_skip),
         "auto_rollback_up_s": auto and rounded(auto.seconds),
         "auto_rollback_exit": auto and auto.exit_code,
         "auto_rollback_failure_to_healthy_s": rounded(rollback_gap),
@@ -524,11 +546,16 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
         "blue_green_requests": sum(r.probe.get("requests", 0) for r in bg),
     }
     new = {
-        "pulumi up of a new tag / raw commands": f"{ratio(up, raw)}x",
+        "pulumi up of a new tag / raw commands": (
+            f"{ratio(up, raw)}x (--skip-preview, as the workflow); "
+            f"{ratio(up_preview, raw)}x with preview"
+        ),
         "remote part (first remote step -> new version healthy) / raw commands": (
             f"{ratio(remote, raw)}x"
         ),
-        "no-op pulumi up / one-resource program's no-op up": f"{ratio(noop, floor)}x",
+        "no-op pulumi up / one-resource program's no-op up": (
+            f"{ratio(noop, floor)}x; {ratio(noop_skip, floor_skip)}x --skip-preview"
+        ),
         "automatic rollback: failure detected -> previous version healthy": (
             f"{rounded(rollback_gap)} s after detection; "
             f"{rounded(past_deadline)} s past the deadline"
