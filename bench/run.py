@@ -91,6 +91,7 @@ class Row:
     failure_detected_s: float | None = None  # the release's "FAILED:" line
     healthy_again_s: float | None = None  # the previous version answers after the failure
     probe: dict[str, Any] = field(default_factory=dict)
+    server_log: list[tuple[float, str]] = field(default_factory=list)  # (t, audit log line)
 
     @property
     def remote_s(self) -> float | None:
@@ -114,6 +115,8 @@ class Row:
             "failure_detected_s": r(self.failure_detected_s),
             "healthy_again_s": r(self.healthy_again_s),
             "prober": self.probe,
+            # When each line of the scripts' audit log appeared (the remote part's breakdown).
+            "server_log": [(round(t, 2), line[25:140]) for t, line in self.server_log],
         }
 
 
@@ -273,6 +276,7 @@ class Bench:
             healthy_again_s=watch.first_answer(previous_version, after=failure)
             if previous_version and failure is not None
             else None,
+            server_log=watch.lines,
         )
         self.add(row)
         return row
