@@ -277,10 +277,10 @@ bg_point_proxy() {
 
 # bg_switch COLOUR: point the proxy at COLOUR and check the public health URL through it.
 bg_switch() {
-    local colour=$1
+    local colour=$1 reason
     bg_point_proxy "$colour" || return 1
-    if ! health_check "$HEALTH_URL" 5 15; then
-        BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $HEALTH_REASON"
+    if ! reason=$(health_check "$HEALTH_URL" 5 15); then
+        BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $reason"
         return 1
     fi
     return 0
@@ -362,8 +362,8 @@ bg_release() {
         die "$E_REGISTRY" "could not pull the proxy image $PROXY_IMAGE (nothing was touched; is the registry login of deploy.sh valid for it?)"
 
     # Keep the live files, to put them back if the new colour fails.
-    mktemp_in "$DEPLOY_DIR/.deploy" previous.XXXXXX -d || die "$E_MISSING" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
-    saved=$MKTEMP_PATH
+    saved=$(mktemp -d "$DEPLOY_DIR/.deploy/previous.XXXXXX") || die "$E_MISSING" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
+    remove_on_exit "$saved"
     BG_INSTALLED=("$COMPOSE_FILE")
     [[ -z $ENV_FILE ]] || BG_INSTALLED+=("$ENV_FILE")
     for f in "${BG_INSTALLED[@]}"; do
@@ -387,10 +387,10 @@ bg_release() {
     fi
     url=$(bg_colour_url "$new")
     log "checking colour $new directly at $url (up to $ATTEMPTS attempts within ${TIMEOUT}s); no traffic moves before it is healthy"
-    if ! MCP_IMAGE=$IMAGE bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$LIVE"; then
-        bg_release_failed "$live" "$new" "$HEALTH_REASON"
+    local body
+    if ! body=$(MCP_IMAGE=$IMAGE bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$LIVE"); then
+        bg_release_failed "$live" "$new" "$body"
     fi
-    local body=$HEALTH_BODY
     if ! bg_switch "$new"; then
         bg_switch_failed "$live" "$new"
     fi
@@ -452,10 +452,10 @@ bg_switch_failed() {
 # shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are restore.sh's globals
 bg_restore() {
     local archive=$1 backup_id=$2 work manifest image file restored_file old
-    local live new url err=""
-    verify_archive "$archive" || die "$E_RESTORE" "backup $backup_id: $VERIFY_ERROR"
-    mktemp_in "$DEPLOY_DIR/.deploy" restore.XXXXXX -d || die "$E_RESTORE" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
-    work=$MKTEMP_PATH
+    local live new url err="" reason
+    err=$(verify_archive "$archive") || die "$E_RESTORE" "backup $backup_id: $err"
+    work=$(mktemp -d "$DEPLOY_DIR/.deploy/restore.XXXXXX") || die "$E_RESTORE" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
+    remove_on_exit "$work"
     log "extracting $archive"
     run_logged tar -xpzf "$archive" -C "$work" || die "$E_RESTORE" "could not extract $archive"
     manifest="$work/$MANIFEST_NAME"
@@ -496,8 +496,8 @@ bg_restore() {
         fi
         url=$(bg_colour_url "$new")
         log "checking colour $new directly at $url; no traffic moves before it is healthy"
-        MCP_IMAGE=$image bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$file" ||
-            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "restored version $image is unhealthy: $HEALTH_REASON"
+        reason=$(MCP_IMAGE=$image bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$file") ||
+            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "restored version $image is unhealthy: $reason"
         if ! bg_switch "$new"; then
             err=$BG_ERROR
             if [[ -n $live ]] && ! bg_point_proxy "$live"; then

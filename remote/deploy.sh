@@ -104,10 +104,11 @@ fi
 
 # 2. Env file (secret): 0600, written under a temp name then renamed.
 if [[ -n $ENV_FILE ]]; then
-    mktemp_in "$STAGED" ".env-file.XXXXXX" || die "$E_MISSING" "cannot write in $STAGED"
-    printf '%s\n' "$ENV_CONTENT" >"$MKTEMP_PATH"
-    chmod 600 -- "$MKTEMP_PATH"
-    mv -f -- "$MKTEMP_PATH" "$STAGED/$ENV_FILE"
+    env_tmp=$(mktemp "$STAGED/.env-file.XXXXXX") || die "$E_MISSING" "cannot write in $STAGED"
+    remove_on_exit "$env_tmp"
+    printf '%s\n' "$ENV_CONTENT" >"$env_tmp"
+    chmod 600 -- "$env_tmp"
+    mv -f -- "$env_tmp" "$STAGED/$ENV_FILE"
     ENV_CONTENT=""
     log "staged the env file $STAGED/$ENV_FILE (mode 0600)"
 fi
@@ -143,8 +144,8 @@ if [[ -f $DEPLOY_DIR/.env ]]; then
 fi
 log "validating $STAGED/$COMPOSE_FILE with MCP_IMAGE=$IMAGE"
 # One compose run validates and lists the services (compose v1 takes ~1 s to start).
-mktemp_in "${TMPDIR:-/tmp}" mcp-config.XXXXXX || die "$E_MISSING" "cannot create a temp file in ${TMPDIR:-/tmp}"
-config_err=$MKTEMP_PATH
+config_err=$(mktemp "${TMPDIR:-/tmp}/mcp-config.XXXXXX") || die "$E_MISSING" "cannot create a temp file in ${TMPDIR:-/tmp}"
+remove_on_exit "$config_err"
 if ! services=$(MCP_IMAGE=$IMAGE compose_cmd "$STAGED/$COMPOSE_FILE" "${validate_args[@]}" config --services 2>"$config_err" </dev/null); then
     log_stream <"$config_err"
     die "$E_COMPOSE" "the staged compose file $STAGED/$COMPOSE_FILE does not validate with MCP_IMAGE=$IMAGE (see above); the running app is unchanged"

@@ -62,8 +62,8 @@ if [[ -n $compose_file_path ]]; then
     PROJECT=$(serving_project "$DEPLOY_DIR" "$PROJECT")
     log "checking service $SERVICE of compose project $PROJECT"
 fi
-if ! MCP_IMAGE=${MCP_IMAGE:-} health_check "$URL" "$ATTEMPTS" "$TIMEOUT" "$compose_file_path"; then
-    die "$E_UNHEALTHY" "UNHEALTHY: $URL ($HEALTH_REASON)"
+if ! body=$(MCP_IMAGE=${MCP_IMAGE:-} health_check "$URL" "$ATTEMPTS" "$TIMEOUT" "$compose_file_path"); then
+    die "$E_UNHEALTHY" "UNHEALTHY: $URL ($body)" # body: why it is unhealthy
 fi
 log "done: $URL is healthy"
-json_object '=healthy' true body "$HEALTH_BODY"
+json_object '=healthy' true body "$body"

@@ -128,9 +128,9 @@ if [[ -n $BACKUP_DIR ]]; then
     take_backup "$KEEP"
     ARCHIVE=$BACKUP_FILE
     PREVIOUS_IMAGE=$BACKUP_PREVIOUS_IMAGE
-    if ! verify_archive "$ARCHIVE"; then
+    if ! verify_error=$(verify_archive "$ARCHIVE"); then
         rm -f -- "$ARCHIVE"
-        die "$E_BACKUP" "the backup $ARCHIVE is corrupt ($VERIFY_ERROR): refusing to switch to $IMAGE without a rollback it can restore. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs. Check the disk ($BACKUP_DIR), then retry."
+        die "$E_BACKUP" "the backup $ARCHIVE is corrupt ($verify_error): refusing to switch to $IMAGE without a rollback it can restore. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs. Check the disk ($BACKUP_DIR), then retry."
     fi
     log "backup $BACKUP_ID verified: a failure of this release rolls back to it"
 else
@@ -196,9 +196,9 @@ fi
 
 # 3. Health.
 log "checking $HEALTH_URL (up to $ATTEMPTS attempts within ${TIMEOUT}s)"
-if ! MCP_IMAGE=$IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$LIVE"; then
-    rollback "$HEALTH_REASON" "$E_UNHEALTHY"
+if ! health=$(MCP_IMAGE=$IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$LIVE"); then
+    rollback "$health" "$E_UNHEALTHY" # health: why it is unhealthy
 fi
 
 log "done: $IMAGE is released and healthy"
-json_object image "$IMAGE" health "$HEALTH_BODY" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"
+json_object image "$IMAGE" health "$health" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"

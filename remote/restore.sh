@@ -111,8 +111,8 @@ else
 fi
 ARCHIVE=$(backup_archive "$BACKUP_DIR" "$RESTORE_ID")
 
-verify_archive "$ARCHIVE" ||
-    die "$E_RESTORE" "backup $RESTORE_ID cannot be restored: $VERIFY_ERROR. Nothing was changed; pick another one: ${ids[*]}"
+verify_error=$(verify_archive "$ARCHIVE") ||
+    die "$E_RESTORE" "backup $RESTORE_ID cannot be restored: $verify_error. Nothing was changed; pick another one: ${ids[*]}"
 
 # Make this restore undoable: back up what it replaces (never pruned here).
 log "backing up what this restore replaces (restoring that backup undoes this restore)"
@@ -141,11 +141,12 @@ if ! restore_archive "$ARCHIVE"; then
         die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place; nothing was running before, so nothing runs now."
     fi
     log "restore failed ($RESTORE_ERROR); starting the previous version $PREVIOUS_IMAGE again"
+    reason="compose up failed"
     if MCP_IMAGE=$PREVIOUS_IMAGE run_logged compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" up -d --remove-orphans </dev/null &&
-        MCP_IMAGE=$PREVIOUS_IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$DEPLOY_DIR/$COMPOSE_FILE"; then
+        reason=$(MCP_IMAGE=$PREVIOUS_IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$DEPLOY_DIR/$COMPOSE_FILE"); then
         die "$E_RESTORE" "restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place and the previous version $PREVIOUS_IMAGE is running and healthy again; no data was lost."
     fi
-    die "$E_RESTORE" "ACT NOW: restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place (no data was lost) but the previous version $PREVIOUS_IMAGE did not come back healthy: ${HEALTH_REASON:-compose up failed}. $hint"
+    die "$E_RESTORE" "ACT NOW: restore of backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The replaced files are back in place (no data was lost) but the previous version $PREVIOUS_IMAGE did not come back healthy: $reason. $hint"
 fi
 if [[ -z $RESTORE_IMAGE ]]; then
     log "done: restored backup $BACKUP_ID ($ARCHIVE); it was taken before anything was deployed, so nothing is running now; $UNDO_HINT"

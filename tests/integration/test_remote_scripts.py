@@ -67,7 +67,7 @@ class Remote:
             dest = self.bin / name
             mode = "0644" if name == "lib.sh" else "0755"
             self.server.ssh(
-                f"cat > {q(dest)} && chmod {mode} {q(dest)}",
+                f"mkdir -p {q(dest.parent)} && cat > {q(dest)} && chmod {mode} {q(dest)}",
                 input=(REMOTE / name).read_text(),
                 check=True,
                 timeout=60,

@@ -11,14 +11,19 @@ from components import remote_commands
 
 from ._helpers import REMOTE, REPO
 
-SCRIPTS = sorted(REMOTE.glob("*.sh"))
+SCRIPTS = sorted(REMOTE.rglob("*.sh"))  # remote/lib/*.sh too
+
+
+def name(script) -> str:
+    """The script's path under remote/, e.g. `lib/health.sh`."""
+    return str(script.relative_to(REMOTE))
 
 
 def test_every_script_the_program_installs_is_checked() -> None:
-    assert set(remote_commands.SCRIPT_NAMES) <= {p.name for p in SCRIPTS}
+    assert set(remote_commands.SCRIPT_NAMES) <= {name(p) for p in SCRIPTS}
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", SCRIPTS, ids=name)
 def test_shellcheck_clean(script) -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is not installed (apt-get install shellcheck): it is required"
@@ -32,17 +37,26 @@ def test_shellcheck_clean(script) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-SOURCED = ("lib.sh", "bluegreen.sh")  # libraries: sourced by the scripts, never run
+# Libraries: sourced by the scripts, never run (lib.sh loads lib/*.sh, one concern each).
+SOURCED = {"lib.sh", "bluegreen.sh"} | {name(p) for p in SCRIPTS if name(p).startswith("lib/")}
 
 
-@pytest.mark.parametrize("script", [p for p in SCRIPTS if p.name in SOURCED], ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [p for p in SCRIPTS if name(p) in SOURCED], ids=name)
 def test_sourced_library_header(script) -> None:
-    assert script.read_text().startswith("# shellcheck shell=bash\n")
+    text = script.read_text()
+    assert text.startswith("# shellcheck shell=bash\n")
+    if name(script).startswith("lib/"):
+        # Line 2 says the file's one job (remote/README.md "Files and their one job").
+        assert text.splitlines()[1].startswith("# One job: "), name(script)
 
 
-@pytest.mark.parametrize(
-    "script", [p for p in SCRIPTS if p.name not in SOURCED], ids=lambda p: p.name
-)
+def test_lib_sh_loads_every_library() -> None:
+    loader = (REMOTE / "lib.sh").read_text()
+    for lib in sorted(SOURCED - {"lib.sh", "bluegreen.sh"}):
+        assert f'source "$MCP_LIB_DIR/{lib.removeprefix("lib/")}"' in loader, lib
+
+
+@pytest.mark.parametrize("script", [p for p in SCRIPTS if name(p) not in SOURCED], ids=name)
 def test_script_header(script) -> None:
     text = script.read_text()
     assert text.startswith("#!/usr/bin/env bash\n")
