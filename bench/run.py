@@ -51,6 +51,7 @@ from local.target import (  # noqa: E402
     ensure_proxy_image,
     ensure_sample_images,
     free_port,
+    remove_blue_green,
     start_local_server,
 )
 
@@ -409,7 +410,7 @@ class Bench:
                 )
         finally:
             stack.remove()
-            _remove_blue_green(target.project)
+            remove_blue_green(target.project)
             destroy_deploy_target(self.server, target)
 
     def _up_tag(self, stack: PulumiStack, tag: str) -> Callable[[], int]:
@@ -459,15 +460,6 @@ def _wait_lock_free(deploy_dir: Path, timeout: float = 120) -> None:
     subprocess.run(
         ["flock", "-w", str(timeout), str(lock), "true"], check=False, capture_output=True
     )
-
-
-def _remove_blue_green(project: str) -> None:
-    for name in [f"name=^{project}-proxy$"] + [
-        f"label=com.docker.compose.project={project}-{c}" for c in ("blue", "green")
-    ]:
-        ids = sh("docker", "ps", "-aq", "--filter", name).stdout.split()
-        if ids:
-            sh("docker", "rm", "-f", *ids)
 
 
 def median(rows: list[Row], prefix: str, strategy: str, attr: str = "seconds") -> float | None:

@@ -346,26 +346,41 @@ def destroy_deploy_target(server: LocalServer, target: DeployTarget) -> None:
             target.compose_command("down --volumes --remove-orphans --timeout 5"), timeout=120
         )
     # Whatever compose did not catch (compose file replaced or removed by the test):
-    label = f"label=com.docker.compose.project={target.project}"
-    leftovers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", label],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if leftovers:
-        subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
-    networks = subprocess.run(
-        ["docker", "network", "ls", "-q", "--filter", label],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    if networks:
-        subprocess.run(["docker", "network", "rm", *networks], capture_output=True, check=False)
+    remove_containers_and_networks(f"label=com.docker.compose.project={target.project}")
     server.ssh(f"rm -rf {shlex.quote(str(target.root_dir))}", timeout=60)
     if target.root_dir.exists():  # e.g. files a container created as root
         shutil.rmtree(target.root_dir, ignore_errors=True)
+
+
+def _docker_ids(*args: str) -> list[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=False
+    ).stdout.split()
+
+
+def remove_containers_and_networks(*filters: str) -> None:
+    """Removes (best effort) the containers, then the networks, matching any of `filters`
+    (`docker ps` filters such as `label=com.docker.compose.project=NAME`)."""
+    containers = [cid for f in filters for cid in _docker_ids("ps", "-aq", "--filter", f)]
+    if containers:
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True, check=False)
+    networks = [
+        nid
+        for f in filters
+        if f.startswith("label=")
+        for nid in _docker_ids("network", "ls", "-q", "--filter", f)
+    ]
+    if networks:
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True, check=False)
+
+
+def remove_blue_green(project: str) -> None:
+    """What the blue-green strategy starts beside a compose project: the proxy container
+    (`<project>-proxy`) and both colours' projects (`<project>-blue`, `<project>-green`)."""
+    remove_containers_and_networks(
+        f"name=^{project}-proxy$",
+        *(f"label=com.docker.compose.project={project}-{colour}" for colour in ("blue", "green")),
+    )
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -4,34 +4,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import TYPE_CHECKING
 
 from local.prober import Prober
-from local.target import free_port
+from local.target import free_port, remove_blue_green
 from tests.e2e.test_rollback import rollback
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from local.target import DeployTarget, HttpProbe
+    from local.target import HttpProbe
     from tests.e2e.conftest import E2EStack
 
 MIN_RATE = 20.0
-
-
-def remove_blue_green(target: DeployTarget) -> None:
-    """The proxy and colour projects the strategy starts beside the target's own project."""
-    names = [f"name=^{target.project}-proxy$"] + [
-        f"label=com.docker.compose.project={target.project}-{colour}"
-        for colour in ("blue", "green")
-    ]
-    for name in names:
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", name], capture_output=True, text=True, check=False
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
 
 
 def test_deploys_a_broken_release_and_a_rollback_lose_no_request(
@@ -74,4 +59,4 @@ def test_deploys_a_broken_release_and_a_rollback_lose_no_request(
         assert "v2" in versions and "broken-500" not in versions, summary
         assert e2e.stack.outputs()["image"] == sample_images["v1"]
     finally:
-        remove_blue_green(e2e.target)
+        remove_blue_green(e2e.target.project)

@@ -31,10 +31,12 @@ from conftest import (
 )
 from test_remote_scripts import Remote, one_json_line, q
 
+from local.target import remove_blue_green
+
 if TYPE_CHECKING:  # fixtures come from conftest.py; imported for the annotations only
     from collections.abc import Iterator
 
-    from conftest import DeployTarget, HttpProbe, LocalServer
+    from conftest import HttpProbe, LocalServer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,25 +225,6 @@ def _docker_ids(*filters: str) -> list[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.split()
 
 
-def remove_blue_green(target: DeployTarget) -> None:
-    """The proxy and both colours' containers and networks (beside the target's project)."""
-    ids = _docker_ids(f"name=^{target.project}-proxy$")
-    labels = [f"label=com.docker.compose.project={target.project}-{c}" for c in ("blue", "green")]
-    for label in labels:
-        ids += _docker_ids(label)
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-    for label in labels:
-        networks = subprocess.run(
-            ["docker", "network", "ls", "-q", "--filter", label],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if networks:
-            subprocess.run(["docker", "network", "rm", *networks], capture_output=True, check=False)
-
-
 @pytest.fixture(params=["v2", "v1"])
 def compose_bg(
     request: pytest.FixtureRequest,
@@ -266,7 +249,7 @@ def compose_bg(
         remote.install_scripts()
         yield user, remote
     finally:
-        remove_blue_green(target)
+        remove_blue_green(target.project)
         destroy_deploy_target(user.server, target)
 
 
@@ -320,7 +303,7 @@ def test_blue_green_refuses_a_volume_without_a_name(
         ).stdout.split()
         assert mounts == [shared], "only the explicitly named volume, none per colour"
     finally:
-        remove_blue_green(t)
+        remove_blue_green(t.project)
         subprocess.run(["docker", "volume", "rm", "-f", shared], capture_output=True, check=False)
 
 

@@ -23,9 +23,10 @@ from components.plan import DeployPlan, deploy_plan
 from components.results import parse_result
 from components.settings import MappingConfigSource, Settings, load_settings
 from local.prober import Prober, ProbeReport
+from local.target import remove_blue_green
 
 if TYPE_CHECKING:
-    from conftest import DeployTarget, LocalServer
+    from conftest import LocalServer
 
 MIN_RATE = 20.0
 SECRET_KEYS = ("sshPrivateKey", "registryPullPassword", "envFileContent")
@@ -155,21 +156,6 @@ def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False).stdout
 
 
-def remove_blue_green(target: DeployTarget) -> None:
-    """Everything the blue-green strategy starts beside the target's own compose project."""
-    ids = docker("ps", "-aq", "--filter", f"name=^{target.project}-proxy$").split()
-    for colour in ("blue", "green"):
-        label = f"label=com.docker.compose.project={target.project}-{colour}"
-        ids += docker("ps", "-aq", "--filter", label).split()
-    if ids:
-        docker("rm", "-f", *ids)
-    for colour in ("blue", "green"):
-        label = f"label=com.docker.compose.project={target.project}-{colour}"
-        networks = docker("network", "ls", "-q", "--filter", label).split()
-        if networks:
-            docker("network", "rm", *networks)
-
-
 @pytest.fixture
 def bg(local_server: LocalServer, sample_images, proxy_image, make_deploy_target, http, request):
     target = make_deploy_target(request.node.name)
@@ -185,7 +171,7 @@ def bg(local_server: LocalServer, sample_images, proxy_image, make_deploy_target
     )
     remote.install_scripts()
     yield remote
-    remove_blue_green(target)
+    remove_blue_green(target.project)
 
 
 def assert_no_failure(report: ProbeReport, what: str, log: str = "") -> None:
