@@ -30,3 +30,5 @@ source "$MCP_LIB_DIR/consistency.sh" # --pre-backup-command, --pause-during-back
 source "$MCP_LIB_DIR/archive.sh"     # backup archives: write, verify, list, prune
 # shellcheck source-path=SCRIPTDIR source=lib/restore.sh
 source "$MCP_LIB_DIR/restore.sh"     # the swap of the deploy dir, the recreate restore
+# shellcheck source-path=SCRIPTDIR source=lib/ledger.sh
+source "$MCP_LIB_DIR/ledger.sh"      # the release ledger: what served, failed, was rolled back from
