@@ -71,9 +71,11 @@ ledger_append() {
     fi
     count=$(wc -l <"$file" 2>/dev/null || printf 0)
     if ((count > LEDGER_MAX_LINES)); then
-        tmp=$(mktemp "$file.XXXXXX" 2>/dev/null) &&
-            tail -n "$LEDGER_MAX_LINES" -- "$file" >"$tmp" 2>/dev/null &&
-            mv -f -- "$tmp" "$file" 2>/dev/null || rm -f -- "${tmp:-}" 2>/dev/null
+        if tmp=$(mktemp "$file.XXXXXX" 2>/dev/null); then
+            if ! { tail -n "$LEDGER_MAX_LINES" -- "$file" >"$tmp" && mv -f -- "$tmp" "$file"; } 2>/dev/null; then
+                rm -f -- "$tmp" 2>/dev/null
+            fi
+        fi
     fi
     return 0
 }
