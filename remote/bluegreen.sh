@@ -399,6 +399,7 @@ bg_release() {
     log "traffic moved to colour $new ($IMAGE)"
     rm -rf -- "$saved"
     bg_retire "$live" "$LIVE" background
+    ledger_append "$DEPLOY_DIR" served "$IMAGE" release "healthy (blue-green, colour $new): ${body:0:200}" "$BACKUP_ID"
     log "done: $IMAGE is released and healthy (blue-green, colour $new)"
     json_object image "$IMAGE" health "$body" colour "$new" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"
     exit 0
@@ -421,6 +422,7 @@ bg_put_back_files() {
 bg_release_failed() {
     local live=$1 new=$2 reason=$3
     log "FAILED: $IMAGE (colour $new) is unhealthy ($reason); it never received traffic"
+    ledger_append "$DEPLOY_DIR" failed "$IMAGE" release "$reason" "$BACKUP_ID"
     bg_put_back_files
     # It receives no traffic: stopping it need not delay the answer.
     MCP_IMAGE=$IMAGE bg_detach "stopping the failed colour $new" bg_stop_colour "$new" "$STAGED/$COMPOSE_FILE"
@@ -514,6 +516,7 @@ bg_restore() {
     if [[ -z $image ]]; then
         log "done: restored backup $backup_id ($archive); it was taken before anything was deployed, so nothing is running now"
     else
+        ledger_append "$DEPLOY_DIR" served "$image" restore "restored backup $backup_id (blue-green, colour $new)" "$backup_id"
         log "done: restored backup $backup_id ($archive); $image is serving from colour $new; ${UNDO_HINT:-}"
     fi
     json_object restored_backup "$backup_id" image "$image" replaced_backup "${REPLACED_BACKUP:-}"

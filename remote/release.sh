@@ -41,6 +41,7 @@ re-running this script alone retries the release (with a new backup).
 With --backup-dir (as backup.sh):
 $CONSISTENCY_USAGE
 $BG_USAGE
+$LEDGER_USAGE
 
 With --strategy blue-green the release starts in the idle colour beside the live one and
 the proxy moves traffic only once it is healthy; a failed colour is stopped, never switched
@@ -67,6 +68,7 @@ declare -A OPT_VARS=(
 declare -A FLAG_VARS=()
 consistency_register_options
 bg_register_options
+ledger_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -83,6 +85,7 @@ check_posint --timeout "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
 bg_validate
+ledger_validate
 if [[ -n $ENV_FILE ]]; then
     check_filename --env-file "$ENV_FILE" .env.production
     [[ $ENV_FILE != "$COMPOSE_FILE" && $ENV_FILE != .env && $ENV_FILE != IMAGE ]] ||
@@ -151,11 +154,14 @@ install_file() {
 rollback() {
     local reason=$1 no_rollback_code=$2 hint
     hint="$(compose_hint "$LIVE") logs $SERVICE"
+    ledger_append "$DEPLOY_DIR" failed "$IMAGE" release "$reason" "$BACKUP_ID"
     if [[ -z $ARCHIVE ]]; then
         die "$no_rollback_code" "FAILED: $IMAGE was unhealthy ($reason). NOT rolled back (no --backup-dir given): the failed release is still in place. Investigate: $hint; roll back with: $DEPLOY_DIR/.deploy/bin/restore.sh --backup latest ..."
     fi
     log "FAILED: $IMAGE is unhealthy ($reason). Rolling back to backup $BACKUP_ID ($ARCHIVE)"
     if restore_archive "$ARCHIVE"; then
+        [[ -z $RESTORE_IMAGE ]] ||
+            ledger_append "$DEPLOY_DIR" served "$RESTORE_IMAGE" auto-rollback "healthy again after $IMAGE failed" "$BACKUP_ID"
         if [[ -z $RESTORE_IMAGE ]]; then
             log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK to backup $BACKUP_ID ($ARCHIVE): nothing was running before this release, so the broken release was stopped and nothing is serving now. Investigate: the log lines above, or docker run --rm $IMAGE"
         else
@@ -200,5 +206,6 @@ if ! health=$(MCP_IMAGE=$IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT"
     rollback "$health" "$E_UNHEALTHY" # health: why it is unhealthy
 fi
 
+ledger_append "$DEPLOY_DIR" served "$IMAGE" release "healthy: ${health:0:200}" "$BACKUP_ID"
 log "done: $IMAGE is released and healthy"
 json_object image "$IMAGE" health "$health" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"

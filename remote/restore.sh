@@ -37,6 +37,7 @@ started again: nothing that was live is deleted before the restored version is h
 For the backup of what is replaced (as backup.sh):
 $CONSISTENCY_USAGE
 $BG_USAGE
+$LEDGER_USAGE
 
 With --strategy blue-green the backup's files are swapped in while the live colour keeps
 serving, its image starts in the idle colour, and the proxy switches once it is healthy;
@@ -61,6 +62,7 @@ declare -A OPT_VARS=(
 declare -A FLAG_VARS=()
 consistency_register_options
 bg_register_options
+ledger_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -81,6 +83,7 @@ check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
 check_posint --min-free-mb "$MIN_FREE_MB"
 bg_validate
+ledger_validate
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
 check_project --project "$PROJECT"
 check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -151,6 +154,7 @@ fi
 if [[ -z $RESTORE_IMAGE ]]; then
     log "done: restored backup $BACKUP_ID ($ARCHIVE); it was taken before anything was deployed, so nothing is running now; $UNDO_HINT"
 else
+    ledger_append "$DEPLOY_DIR" served "$RESTORE_IMAGE" restore "restored backup $BACKUP_ID" "$BACKUP_ID"
     log "done: restored backup $BACKUP_ID ($ARCHIVE); $RESTORE_IMAGE is running and healthy; $UNDO_HINT"
 fi
 json_object restored_backup "$BACKUP_ID" image "$RESTORE_IMAGE" replaced_backup "$REPLACED_BACKUP"

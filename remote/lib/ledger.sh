@@ -52,7 +52,8 @@ ledger_actor() {
     if [[ -n $LEDGER_ACTOR ]]; then
         printf '%s' "$LEDGER_ACTOR"
     else
-        printf '%s@%s' "$(id -un)" "${SSH_CLIENT%% *}"
+        local client=${SSH_CLIENT:-local}
+        printf '%s@%s' "$(id -un)" "${client%% *}"
     fi
 }
 
@@ -89,4 +90,22 @@ ledger_served() {
     digest=$(image_digest "$2")
     if [[ -n $digest ]]; then key="\"digest\": \"$digest\""; else key="\"image\": $(json_escape "$2")"; fi
     grep -F -- "$key" "$file" 2>/dev/null | grep -qF '"event": "served"'
+}
+
+# --actor NAME: who acts, recorded in the ledger (release.sh, restore.sh, ledger.sh).
+readonly ACTOR_RE='^[A-Za-z0-9][][A-Za-z0-9 ._@+:/#()-]{0,199}$'
+# shellcheck disable=SC2034 # appended to the sourcing script's USAGE
+readonly LEDGER_USAGE="  --actor NAME            who deploys, recorded in .deploy/$LEDGER_NAME (e.g. 'octocat (run 42)';
+                          default: the SSH user and client address)"
+
+# ledger_register_options: add --actor to the caller's OPT_VARS.
+ledger_register_options() {
+    # shellcheck disable=SC2034 # OPT_VARS is the caller's associative array
+    OPT_VARS[--actor]=LEDGER_ACTOR
+}
+
+# ledger_validate: check --actor (after parse_opts).
+ledger_validate() {
+    [[ -z $LEDGER_ACTOR || $LEDGER_ACTOR =~ $ACTOR_RE ]] ||
+        die "$E_ARG" "--actor must be 1-200 characters of letters, digits, spaces and ._@+:/#()[]-, starting with a letter or digit, got $(shown "$LEDGER_ACTOR") (e.g. --actor 'octocat (run 42)')"
 }
