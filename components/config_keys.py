@@ -76,6 +76,9 @@ KEYS: tuple[Key, ...] = (
     _k("app.healthAttempts", "int", "30", "tries", default=30, low=1, high=1000),
     _k("app.healthTimeoutSeconds", "int", "120", "deadline for all tries", default=120, low=1,
        high=3600),
+    _k("app.healthStatus", "int", "200", "the HTTP status of `app.healthUrl` that means "
+       "healthy; redirects are not followed (a 302 to a login page is unhealthy)",
+       default=200, low=100, high=599),
     _k("app.publicUrl", "string", "https://api.dazno.de",
        "public URL (output `url`, smoke test, Slack)"),
     _k("app.lockTimeoutSeconds", "int", "120",
@@ -101,8 +104,13 @@ KEYS: tuple[Key, ...] = (
        "apps (default: health URL port + 1, + 2)", optional=True),
     _k("proxy.drainSeconds", "int", "2", "how long the old version keeps running after the "
        "switch", default=2, low=0, high=300),
-    _k("imageTag", "string", "3f2c1ab", "image tag: the commit SHA (the workflow sets it); "
-       "not needed in restore mode (`mcp:restoreBackup`), where the backup names the image"),
+    _k("imageTag", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123", "image tag: the full commit SHA (the workflow "
+       "sets it); not needed in restore mode (`mcp:restoreBackup`), where the backup names "
+       "the image"),
+    _k("imagePin", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123@sha256:<64 hex digits>", "set by `rollback.py`: the "
+       "exact image a rollback went back to, `<tag>@sha256:<digest>` as it served; while set, "
+       "nothing is built and `mcp:imageTag` must be its tag (to deploy a new version: "
+       "`pulumi config rm mcp:imagePin`)", optional=True),
     _k("image", "object", '{"registry": "ghcr.io", "repository": "feustey/mcp", "build": '
        "true}", "the application image"),
     _k("image.registry", "string", "ghcr.io", "registry", default="ghcr.io"),
@@ -151,7 +159,8 @@ KEYS: tuple[Key, ...] = (
        "https://hooks.slack.com/services/...", "Slack message on success", optional=True),
     _k("release", "object", '{"author": "feustey", "message": "fix"}',
        "shown in the Slack message (the workflow sets it)", optional=True),
-    _k("release.author", "string", "feustey", "who deployed", default="unknown"),
+    _k("release.author", "string", "feustey", "who deployed, recorded in the server's release "
+       "ledger (`unknown`: the SSH user)", default="unknown"),
     _k("release.message", "string", "feat: ...", "the commit message", default=""),
     _k("restoreBackup", "string", "20251017_143025", "restore mode: restore this backup "
        "(`YYYYMMDD_HHMMSS` or `latest`) instead of deploying", optional=True),

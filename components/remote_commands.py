@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import AppSettings, PathSettings, blue_green_addresses
+from components.settings import AppSettings, PathSettings, ReleaseInfo, blue_green_addresses
 
 SCRIPTS_SOURCE_DIR = Path(__file__).resolve().parent.parent / "remote"
 # Every script the program installs: each `*.sh` under remote/, by its path relative to it.
@@ -87,11 +87,22 @@ def app_options(paths: PathSettings, app: AppSettings) -> list[Option]:
 
 
 def health_options(app: AppSettings) -> list[Option]:
-    return [
+    """The health check; `--health-status` only when it is not the scripts' default, 200, so
+    the command lines of existing stacks stay the same."""
+    options: list[Option] = [
         ("--health-url", app.health_url),
         ("--attempts", app.health_attempts),
         ("--timeout", app.health_timeout_seconds),
     ]
+    if app.health_status != 200:
+        options.append(("--health-status", app.health_status))
+    return options
+
+
+def actor_options(release: ReleaseInfo) -> list[Option]:
+    """Who deploys, for the server's release ledger; nothing for `unknown` (the scripts then
+    record the SSH user)."""
+    return [] if release.author == "unknown" else [("--actor", release.author)]
 
 
 def backup_options(paths: PathSettings) -> list[Option]:

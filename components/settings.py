@@ -46,6 +46,8 @@ FILE_NAME_PATTERN = re.compile(r"^(?!.*\.\.)(?!\.\Z)[A-Za-z0-9._][A-Za-z0-9._-]{
 # .deploy/staged/IMAGE the staged image (deploy.sh and release.sh refuse them as --env-file).
 RESERVED_FILE_NAMES = (".env", "IMAGE")
 BACKUP_ID_PATTERN = re.compile(r"^(?:[0-9]{8}_[0-9]{6}|latest)\Z")  # check_backup_id
+DIGEST_PATTERN = re.compile(r"^sha256:[a-f0-9]{64}\Z")  # IMAGE_RE's digest
+ACTOR_PATTERN = re.compile(r"^[A-Za-z0-9][\]\[A-Za-z0-9 ._@+:/#()-]{0,199}\Z")  # ACTOR_RE
 # check_dir (absolute, no '..') + "must not be /": here also no '//' and no '.' part, so that
 # one directory has one spelling (backup.sh compares the two paths as strings).
 ABSOLUTE_DIR_PATTERN = re.compile(r"^(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]+)+/?\Z")
@@ -186,6 +188,7 @@ class AppSettings:
     proxy: ProxySettings | None = None
     pre_backup_command: str | None = None  # run in the service container before a backup
     pause_during_backup: bool = False  # docker pause the service while the archive is written
+    health_status: int = 200  # the HTTP status that means healthy (redirects not followed)
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,8 @@ class ImageSettings:
     # A command (argv, run from the project directory) that writes the build context before the
     # build, e.g. compiling a static binary for a FROM-scratch Dockerfile; () when not needed.
     prepare: tuple[str, ...] = ()
+    # mcp:imagePin's digest: deploy exactly `<tag>@<digest>` (a rollback's target), build nothing.
+    pinned_digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -214,6 +219,8 @@ class ImageSettings:
         """The tagged reference, e.g. `ghcr.io/feustey/mcp:3f2c1ab`."""
         if not self.tag:
             raise ValueError("no image tag (restore mode): the backup's manifest names the image")
+        if self.pinned_digest:
+            return f"{self.name}:{self.tag}@{self.pinned_digest}"
         return f"{self.name}:{self.tag}"
 
 
@@ -514,7 +521,13 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
 
     reader.object("release")
     release = ReleaseInfo(
-        author=str(reader.read("release.author")), message=str(reader.read("release.message"))
+        author=reader.text(
+            "release.author",
+            ACTOR_PATTERN,
+            "must be 1-200 letters, digits, spaces or ._@+:/#()[]-, starting with a letter or "
+            "digit (it is recorded on the server)",
+        ),
+        message=str(reader.read("release.message")),
     )
 
     if reader.problems:
@@ -610,6 +623,7 @@ def _read_app(reader: _Reader) -> AppSettings:
     )
     attempts = reader.integer("app.healthAttempts")
     timeout = reader.integer("app.healthTimeoutSeconds")
+    health_status = reader.integer("app.healthStatus")  # health_validate: 100-599
     public_url = reader.text("app.publicUrl", _url, "must be an http(s) URL").rstrip("/")
     lock_timeout = reader.integer("app.lockTimeoutSeconds")
     compose_project = reader.optional_text(
@@ -653,6 +667,7 @@ def _read_app(reader: _Reader) -> AppSettings:
         proxy=proxy,
         pre_backup_command=pre_backup_command or None,
         pause_during_backup=pause_during_backup,
+        health_status=health_status,
     )
 
 
@@ -707,7 +722,7 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
             "imageTag",
             "is missing: a deploy needs the image tag to deploy (the deploy workflow sets it to "
             "the commit SHA; only a restore, mcp:restoreBackup, runs without it)",
-            "pulumi up -c mcp:imageTag=$(git rev-parse --short HEAD)",
+            "pulumi up -c mcp:imageTag=$(git rev-parse HEAD)",
         )
     tag = reader.string(
         raw_tag,
@@ -715,7 +730,9 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
         IMAGE_TAG_PATTERN,
         "must be a Docker tag (letters, digits, '_', '.', '-'; no spaces)",
     )
-    build = reader.boolean("image.build")
+    pinned_digest = _read_pin(reader, tag, restore=restore)
+    # A pinned image is deployed as it served: never rebuilt (nor pushed again under its tag).
+    build = reader.boolean("image.build") and pinned_digest is None
     context = str(reader.read("image.context"))
     dockerfile = str(reader.read("image.dockerfile"))
     prepare_raw = reader.read("image.prepare")
@@ -760,7 +777,31 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
         push_user=push_user,
         push_password=push_password,
         prepare=prepare,
+        pinned_digest=pinned_digest,
     )
+
+
+def _read_pin(reader: _Reader, tag: str, *, restore: bool) -> str | None:
+    """mcp:imagePin (`<tag>@sha256:<digest>`, set by rollback.py): its digest, when it pins the
+    tag being deployed. A pin of another tag is an error: the deploy would be neither the
+    rollback's image nor an explicit new version."""
+    raw = reader.source.get("imagePin")
+    reader.row("imagePin")
+    if not raw or restore:
+        return None
+    pin_tag, _, digest = raw.partition("@")
+    if not IMAGE_TAG_PATTERN.fullmatch(pin_tag) or not DIGEST_PATTERN.fullmatch(digest):
+        reader.problem("imagePin", f"must be <tag>@sha256:<64 hex digits>, got {raw!r}")
+        return None
+    if tag and pin_tag != tag:
+        reader.problem(
+            "imagePin",
+            f"pins tag {pin_tag!r} (a rollback went back to it) but mcp:imageTag is {tag!r}. "
+            f"To deploy {tag!r} as a new version, remove the pin first",
+            "pulumi config rm mcp:imagePin",
+        )
+        return None
+    return digest
 
 
 def _github_api_url(text: str) -> bool:
