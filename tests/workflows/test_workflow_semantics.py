@@ -101,7 +101,7 @@ def test_job_permissions_are_minimal(wf: dict[str, Any]) -> None:
     allowed = {
         (DEPLOY, "deploy"): {"contents": "read", "packages": "write"},
         (DEPLOY, "smoke-test"): {},
-        (DEPLOY, "notify"): {"actions": "read"},
+        (DEPLOY, "notify"): {},
         (TESTS, "preview"): {"contents": "read", "pull-requests": "write"},
         (ROLLBACK, "rollback"): {"contents": "read"},
         (ROLLBACK, "smoke-test"): {},
@@ -299,10 +299,29 @@ def test_slack_steps_guarded_by_non_empty_webhook(wf: dict[str, Any]) -> None:
             assert "env.SLACK_WEBHOOK_URL != ''" in step["if"], name
 
 
-def test_deploy_notification_detects_automatic_rollback(wf: dict[str, Any]) -> None:
+def test_deploy_notification_reads_the_releases_outcome_not_the_log(wf: dict[str, Any]) -> None:
+    """The deploy job records the engine's events and classifies the release from them
+    (.github/scripts/release_outcome.py); the notification uses that, and reads no job log,
+    whose text a commit message can fill."""
+    deploy = wf[DEPLOY]["jobs"]["deploy"]
+    up = step_named(deploy, "Pulumi up")
+    assert '--event-log "$RUNNER_TEMP/pulumi-up-events.jsonl"' in up["run"]
+    assert up["env"]["PULUMI_DEBUG_COMMANDS"] == "true"  # the CLI offers --event-log only then
+    outcome = step_named(deploy, "Read the release's outcome")
+    assert outcome["id"] == "release"
+    assert outcome["if"] == "${{ always() }}"
+    assert outcome["run"].startswith("python .github/scripts/release_outcome.py ")
+    assert '--event-log "$RUNNER_TEMP/pulumi-up-events.jsonl"' in outcome["run"]
+    assert outcome["env"]["UPDATE_OUTCOME"] == "${{ steps.pulumi.outcome }}"
+    assert steps(deploy).index(up) + 1 == steps(deploy).index(outcome)
+    assert deploy["outputs"]["release"] == "${{ steps.release.outputs.outcome }}"
+    notify = wf[DEPLOY]["jobs"]["notify"]
+    assert notify["env"]["RELEASE_OUTCOME"] == "${{ needs.deploy.outputs.release }}"
+    assert notify["permissions"] == {}  # no `actions: read`: no job log is read
     scripts = "\n".join(s for j, s in run_blocks(wf[DEPLOY]) if j == "notify")
-    assert "ROLLED BACK" in scripts
-    assert "contains(needs.*.result, 'failure')" in wf[DEPLOY]["jobs"]["notify"]["if"]
+    assert "gh api" not in scripts and "grep" not in scripts and "/logs" not in scripts
+    assert "rolled-back)" in scripts and "rollback-failed)" in scripts
+    assert "contains(needs.*.result, 'failure')" in notify["if"]
 
 
 # --- rollback input validation (the real script, run with bash) --------------------------------
@@ -617,7 +636,8 @@ def test_slack_webhook_goes_to_curl_on_stdin_never_on_its_command_line(
             "DEPLOY_RESULT": "failure",
             "TEST_RESULT": "success",
             "SMOKE_RESULT": "skipped",
-            "ROLLED_BACK": "false",
+            "RELEASE_OUTCOME": "not-released",
+            "RELEASE_EXIT_CODE": "",
             "ROLLBACK_RESULT": "success",
             "TARGET": "latest",
             "IMAGE": 'ghcr.io/o/r:"quoted"\\back',
@@ -640,6 +660,89 @@ def test_slack_webhook_goes_to_curl_on_stdin_never_on_its_command_line(
     assert "octocat" in text and "https://github.com/o/r/actions/runs/1" in text
     assert "webhook-secret-token" not in argv_log.read_text()
     assert "--config" in argv_log.read_text().split()
+
+
+def _slack_text(run: str, env: dict[str, str]) -> str:
+    """The text the step `run` posts to a local webhook (the real jq and curl)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    _Webhook.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", run],
+            env={**env, "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/hook"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout + result.stderr
+    ((_, _, body),) = _Webhook.received
+    return str(json.loads(body)["text"])
+
+
+@pytest.mark.parametrize(
+    ("log", "says", "never"),
+    [
+        ("rolled-back.jsonl", "AUTOMATICALLY ROLLED BACK", "act now"),
+        ("rollback-failed.jsonl", "automatic rollback failed", "ROLLED BACK"),
+        ("backup-failed.jsonl", "release.sh exit 6", "ROLLED BACK"),
+        # The commit message says "ROLLED BACK ... Process exited with status 10", in the
+        # update's config and in the failed Slack step's output and error.
+        ("slack-failed.jsonl", "was released, but the deploy job failed afterwards", "ROLLED BACK"),
+        ("deploy-failed.jsonl", "failed before the release", "ROLLED BACK"),
+    ],
+)
+def test_deploy_failure_message_follows_the_release_events(
+    wf: dict[str, Any], tmp_path: Path, log: str, says: str, never: str
+) -> None:
+    """The deploy job's own outcome step on a real event log, then the notify job's own Slack
+    step with what the deploy job outputs: the message follows the release's events only."""
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    shutil.copy(
+        ROOT / "tests" / "workflows" / "event_logs" / log, runner_temp / "pulumi-up-events.jsonl"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    github_output = tmp_path / "github_output"
+    github_output.touch()
+    step = step_named(wf[DEPLOY]["jobs"]["deploy"], "Read the release's outcome")
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", step["run"]],
+        cwd=ROOT,
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "RUNNER_TEMP": str(runner_temp),
+            "GITHUB_OUTPUT": str(github_output),
+            "UPDATE_OUTCOME": "failure",
+        },
+        check=True,
+        timeout=60,
+    )
+    outputs = dict(line.split("=", 1) for line in github_output.read_text().splitlines())
+    job_outputs = wf[DEPLOY]["jobs"]["deploy"]["outputs"]
+    assert job_outputs["release-exit-code"] == "${{ steps.release.outputs.exit-code }}"
+    text = _slack_text(
+        step_named(wf[DEPLOY]["jobs"]["notify"], "Post to Slack")["run"],
+        {
+            "PATH": "/usr/bin:/bin",
+            "ACTOR": "octocat",
+            "COMMIT": "3f2c1ab" + "0" * 33,
+            "RUN_URL": "https://github.com/o/r/actions/runs/1",
+            "TEST_RESULT": "success",
+            "DEPLOY_RESULT": "failure",
+            "SMOKE_RESULT": "skipped",
+            "RELEASE_OUTCOME": outputs["outcome"],
+            "RELEASE_EXIT_CODE": outputs["exit-code"],
+        },
+    )
+    assert says in text, text
+    assert never not in text, text
 
 
 # --- waiting for the stack lock -----------------------------------------------------------------
