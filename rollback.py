@@ -1,35 +1,51 @@
-"""Rolls production back through Pulumi: redeploy an earlier image tag, or restore a backup.
+"""Rolls a stack back through Pulumi, to a version that really served on its server.
 
-    python rollback.py --stack production --last-good          # tag of the last good deploy
-    python rollback.py --stack production --image-tag 3f2c1ab  # a tag you name
+    python rollback.py --stack production --list               # what you can go back to
+    python rollback.py --stack production --last-good          # last version that served healthy
+    python rollback.py --stack production --image-tag 3f2c1ab  # a tag, or its prefix, that served
     python rollback.py --stack production --backup latest      # or --backup 20251017_143025
+    ... --reason "smoke test failed"                           # recorded on the server
 
-It reads what serves from the stack's outputs and `pulumi stack history --json` (through
-Pulumi's Automation API), sets the stack config for this run, runs `pulumi up`, and reports
-what it did. Nothing is built: a rollback redeploys an image that already exists in the registry.
+Where it looks: the server's release ledger (`<deployDir>/.deploy/releases.jsonl`, read over
+SSH with the stack's own pinned host key and deploy key): each release and restore records
+there the image that served, with its registry digest, who deployed it, and whether it failed;
+each rollback records the version it moves away from ("rolled back from"), so that version is
+never picked as "good" again.
 
-- A tag rollback leaves `mcp:imageTag` at the tag it deployed (so a plain `pulumi up` keeps it)
-  and puts `mcp:image.build` back to what it was, so the next ordinary deploy builds again.
-- A backup restore is one-shot: `mcp:restoreBackup` is set for that one `pulumi up` and removed
-  afterwards (whatever the outcome), and the restore step always runs, also when the same
-  backup name (e.g. `latest`) was restored before; the next ordinary `pulumi up` deploys.
+What it changes: before the `pulumi up`, it marks what serves now as rolled back from. A tag
+rollback sets `mcp:imageTag` to the target's tag and `mcp:imagePin` to `<tag>@<digest>`, the
+exact image that served: nothing is built or pushed, and a later plain `pulumi up` keeps
+deploying that image (a no-op), never today's sources under the old tag. A backup restore is
+one-shot (`mcp:restoreBackup` is removed afterwards) and then pins the image the backup
+restored the same way, so the next plain `up` does not put the bad version back over the
+restored data. The next ordinary deploy is an explicit new version: CI passes a new tag with
+a stack file that has no pin; on a terminal, `pulumi config rm mcp:imagePin` first.
+`mcp:release.author` is set to who rolls back (the CI actor and run, or the local user).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import os
 import re
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.settings import BACKUP_ID_PATTERN, IMAGE_TAG_PATTERN
+from components import release_ledger as ledger
+from components.release_ledger import LedgerError, Version
+from components.server_access import ServerAccess, ServerAccessError, from_stack_config
+from components.settings import ACTOR_PATTERN, BACKUP_ID_PATTERN, IMAGE_TAG_PATTERN
 
 PROJECT_DIR = Path(__file__).resolve().parent
 TAG_KEY = "mcp:imageTag"
+PIN_KEY = "mcp:imagePin"
 RESTORE_KEY = "mcp:restoreBackup"
-BUILD_PATH = "mcp:image.build"
+AUTHOR_PATH = "mcp:release.author"
 # The restore step's resource (components/server.py: ServerDeployment "server", step "restore").
 RESTORE_RESOURCE = "mcp:deploy:Server$command:remote:Command::server-restore"
 
@@ -38,104 +54,89 @@ class RollbackError(Exception):
     """A rollback that cannot proceed; the message says why and what to do."""
 
 
+def actor() -> str:
+    """Who rolls back: the CI actor and run, or the local user and host (ledger-safe)."""
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_ACTOR"):
+        who = f"{os.environ['GITHUB_ACTOR']} (run {os.environ.get('GITHUB_RUN_ID', '?')})"
+    else:
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+    who = re.sub(r"[^][A-Za-z0-9 ._@+:/#()-]", "-", who)[:200]
+    return who if ACTOR_PATTERN.fullmatch(who) else "unknown-user"
+
+
 @dataclass(frozen=True)
-class HistoryEntry:
-    version: int | None
-    kind: str
-    result: str
-    image_tag: str | None
-    restore_backup: str | None
-    message: str
+class Target:
+    """Where a rollback goes: a version of the ledger (tag rollback) or a backup."""
+
+    description: str
+    version: Version | None = None
+    backup: str | None = None
 
 
-def parse_history(raw_entries: list[dict[str, Any]]) -> list[HistoryEntry]:
-    """Turns `pulumi stack history --json` entries (newest first) into typed entries."""
-
-    def config_value(entry: dict[str, Any], key: str) -> str | None:
-        value = (entry.get("config") or {}).get(key)
-        if isinstance(value, dict):
-            value = value.get("value")
-        return str(value) if value not in (None, "") else None
-
-    return [
-        HistoryEntry(
-            version=entry.get("version"),
-            kind=str(entry.get("kind", "")),
-            result=str(entry.get("result", "")),
-            image_tag=config_value(entry, TAG_KEY),
-            restore_backup=config_value(entry, RESTORE_KEY),
-            message=str(entry.get("message", "")),
+def choose_target(
+    entries: list[ledger.Entry], *, last_good: bool, image_tag: str | None, backup: str | None
+) -> Target:
+    """The rollback target, decided from the ledger alone (validated before anything runs)."""
+    if backup is not None:
+        if not BACKUP_ID_PATTERN.fullmatch(backup):
+            raise RollbackError(f"--backup {backup!r} is not YYYYMMDD_HHMMSS or 'latest'")
+        return Target(f"restore backup {backup}", backup=backup)
+    if last_good:
+        version = ledger.last_good(entries)
+        source = f"the last version that served healthy, {version.last_served_at}"
+    else:
+        assert image_tag is not None
+        if not IMAGE_TAG_PATTERN.fullmatch(image_tag):
+            raise RollbackError(
+                f"--image-tag {image_tag!r} is not a Docker tag (e.g. a commit SHA or its start)"
+            )
+        version = ledger.resolve_tag(entries, image_tag)
+        source = f"served {version.last_served_at}"
+        current = _serving_or_none(entries)
+        if current is not None and (version.digest or version.image) == current.key:
+            raise RollbackError(f"{version.tag} is the version serving now: nothing to roll back")
+    if not version.pinned:
+        raise RollbackError(
+            f"the server did not record the registry digest of {version.image}, so the exact "
+            "image that served cannot be named; restore a backup of it with --backup instead"
         )
-        for entry in raw_entries
+    return Target(f"redeploy {version.tag} as it served ({version.digest}; {source})", version)
+
+
+def list_versions(entries: list[ledger.Entry]) -> list[dict[str, Any]]:
+    """`--list`: every version, newest first, as rows."""
+    try:
+        now = ledger.serving(entries).key
+    except LedgerError:
+        now = None
+    return [
+        {
+            "tag": v.tag or "",
+            "image": v.image,
+            "digest": v.digest,
+            "last_served_at": v.last_served_at or "",
+            "by": v.served_by or "",
+            "status": v.status,
+            "why": v.status_detail,
+            "serving": (v.digest or v.image) == now,
+        }
+        for v in ledger.versions(entries)
     ]
 
 
-def image_tag_of(reference: str) -> str | None:
-    """The tag of an image reference (`reg:5000/o/app:v2@sha256:...` -> `v2`), None if untagged."""
-    name = reference.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else None
-
-
-def serving_tag(outputs: dict[str, Any]) -> str:
-    """The tag of the image the stack says is serving (its `image` output)."""
-    image = str(outputs.get("image") or "")
-    tag = image_tag_of(image)
-    if not tag:
-        raise RollbackError(
-            f"the stack's `image` output is {image!r}: it does not say which tag serves (no "
-            "deploy yet, or the last one was a restore). Name the tag with --image-tag TAG."
+def format_versions(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no version has served on this server yet (its release ledger is empty)"
+    lines = [f"{'TAG':<42} {'DIGEST':<20} {'LAST SERVED':<21} {'BY':<24} STATUS"]
+    for row in rows:
+        status = row["status"] + (" (serving now)" if row["serving"] else "")
+        if row["why"]:
+            status += f": {row['why']}"
+        lines.append(
+            f"{row['tag'] or '-':<42} {row['digest'][:19] or '-':<20} "
+            f"{row['last_served_at'] or 'never':<21} {row['by'][:24] or '-':<24} {status}"
         )
-    return tag
-
-
-def find_last_good_tag(history: list[HistoryEntry], current_tag: str | None) -> HistoryEntry:
-    """The newest successful deploy (not a restore) of a tag other than the one serving."""
-    for entry in history:
-        if (
-            entry.kind == "update"
-            and entry.result == "succeeded"
-            and entry.restore_backup is None
-            and entry.image_tag
-            and entry.image_tag != current_tag
-        ):
-            return entry
-    tags = ", ".join(sorted({e.image_tag for e in history if e.image_tag})) or "none"
-    raise RollbackError(
-        f"no earlier successful deploy of a tag other than {current_tag!r} in the stack history "
-        f"(tags seen: {tags}). Name one with --image-tag TAG, or restore a backup with --backup."
-    )
-
-
-@dataclass(frozen=True)
-class RollbackPlan:
-    description: str
-    config: dict[str, str]  # set before the run
-    remove: tuple[str, ...]  # removed before the run
-    one_shot: tuple[str, ...] = ()  # removed after the run, whatever its outcome
-    restore_previous: tuple[str, ...] = ()  # put back to their value before the run
-
-
-def plan_rollback(
-    *, image_tag: str | None, backup: str | None, last_good: HistoryEntry | None
-) -> RollbackPlan:
-    """What config one rollback sets and removes (validated before anything runs)."""
-    if backup is not None:
-        if not BACKUP_ID_PATTERN.match(backup):
-            raise RollbackError(f"--backup {backup!r} is not YYYYMMDD_HHMMSS or 'latest'")
-        return RollbackPlan(
-            f"restore backup {backup}", {RESTORE_KEY: backup}, (), one_shot=(RESTORE_KEY,)
-        )
-    tag = last_good.image_tag if last_good is not None else image_tag
-    if not tag or not IMAGE_TAG_PATTERN.match(tag):
-        raise RollbackError(f"image tag {tag!r} is not a valid Docker tag (example: 3f2c1ab)")
-    source = f" (last good deploy, update #{last_good.version})" if last_good else ""
-    return RollbackPlan(
-        f"redeploy image tag {tag}{source}",
-        {TAG_KEY: tag, BUILD_PATH: "false"},
-        (RESTORE_KEY,),
-        restore_previous=(BUILD_PATH,),
-    )
+    return "\n".join(lines)
 
 
 def run(argv: list[str]) -> int:
@@ -144,9 +145,16 @@ def run(argv: list[str]) -> int:
     )
     parser.add_argument("--stack", required=True, help="stack name, e.g. production")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--image-tag", help="redeploy this existing image tag")
+    target.add_argument("--image-tag", help="redeploy this tag (or unique prefix) as it served")
     target.add_argument("--backup", help="restore this backup (YYYYMMDD_HHMMSS or latest)")
-    target.add_argument("--last-good", action="store_true", help="redeploy the last good tag")
+    target.add_argument(
+        "--last-good", action="store_true", help="the last version that served healthy"
+    )
+    target.add_argument("--list", action="store_true", help="list the versions, newest first")
+    parser.add_argument(
+        "--reason", help="why (recorded on the server with what is rolled back from)"
+    )
+    parser.add_argument("--json", action="store_true", help="with --list: JSON")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
 
@@ -156,63 +164,157 @@ def run(argv: list[str]) -> int:
         print(f"[rollback] {message}", file=sys.stderr, flush=True)
 
     try:
+        if args.reason is not None and (len(args.reason) > 500 or "\n" in args.reason):
+            raise RollbackError("--reason must be one line of at most 500 characters")
         say(f"selecting stack {args.stack!r} in {PROJECT_DIR}")
         stack = auto.select_stack(stack_name=args.stack, work_dir=str(PROJECT_DIR))
-        last_good = None
-        if args.last_good:
-            current = serving_tag({k: v.value for k, v in stack.outputs().items()})
-            say(f"serving now (stack output `image`): tag {current}")
-            say("reading pulumi stack history --json")
-            raw = [_summary_to_dict(item) for item in stack.history()]
-            last_good = find_last_good_tag(parse_history(raw), current)
-            say(f"last good deploy: update #{last_good.version}, tag {last_good.image_tag}")
-        plan = plan_rollback(image_tag=args.image_tag, backup=args.backup, last_good=last_good)
-        if not args.yes and not _confirm(f"{plan.description} on stack {args.stack}?"):
+        config = {
+            k: {"value": v.value, "secret": v.secret} for k, v in stack.get_all_config().items()
+        }
+        server = from_stack_config(config)
+        say(f"reading the release ledger on {server.user}@{server.host}:{server.port}")
+        entries = read_ledger(server)
+        if args.list:
+            rows = list_versions(entries)
+            print(json.dumps(rows, indent=2) if args.json else format_versions(rows))
+            return 0
+        chosen = choose_target(
+            entries, last_good=args.last_good, image_tag=args.image_tag, backup=args.backup
+        )
+        current = _serving_or_none(entries)
+        say(f"serving now: {current.image if current else 'nothing recorded'}")
+        _warn_if_outputs_disagree(stack, current, say)
+        if chosen.version is not None and chosen.version.status != "healthy":
+            version = chosen.version
+            say(f"WARNING: {version.tag} was {version.status}: {version.status_detail}")
+        if not args.yes and not _confirm(f"{chosen.description} on stack {args.stack}?"):
             say("cancelled; nothing changed")
             return 1
-        previous = {key: _config_value(stack, key) for key in plan.restore_previous}
-        for key in plan.remove:
-            stack.remove_config(key, path=True)
-        for key, value in plan.config.items():
-            stack.set_config(key, auto.ConfigValue(value), path=True)
-        replace = _existing(stack, [RESTORE_RESOURCE]) if plan.one_shot else []
-        say(f"{plan.description}: running pulumi up")
-        try:
-            result = stack.up(
-                on_output=print, message=f"rollback: {plan.description}", replace=replace
-            )
-        finally:
-            for key in plan.one_shot:
-                stack.remove_config(key, path=True)
-            for key in plan.restore_previous:
-                if previous[key] is not None:
-                    stack.set_config(key, auto.ConfigValue(str(previous[key])), path=True)
-                else:
-                    stack.remove_config(key, path=True)
-        outputs = {key: value.value for key, value in result.outputs.items()}
-        say(
-            f"DONE: {plan.description}. Serving image {outputs.get('image')!r}; "
-            f"backup used: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"
-        )
-        if plan.one_shot:
-            say(f"{', '.join(plan.one_shot)} removed again: the next pulumi up deploys as usual")
-        return 0
-    except RollbackError as error:
+        who = actor()
+        reason = args.reason or f"rollback.py: {chosen.description}"
+        if current is not None:
+            mark(server, current.image, reason, who)
+            say(f"recorded on the server: {current.image} is rolled back from ({reason})")
+        stack.set_config(AUTHOR_PATH, auto.ConfigValue(who), path=True)
+        if chosen.version is not None:
+            return _redeploy(stack, chosen, say)
+        return _restore(stack, server, chosen, say)
+    except (RollbackError, LedgerError, ServerAccessError) as error:
         say(f"REFUSED: {error}")
         return 2
     except auto.errors.CommandError as error:
-        say(f"FAILED: pulumi reported an error; nothing else was changed by this tool.\n{error}")
+        say(f"FAILED: pulumi reported an error; the server runs what the error says.\n{error}")
         return 1
 
 
-def _config_value(stack: Any, key: str) -> str | None:
-    """A (path) config value of the stack, None when it is not set."""
+def read_ledger(server: ServerAccess) -> list[ledger.Entry]:
+    script = f"{server.scripts_dir}/ledger.sh"
+    try:
+        text = server.run(["bash", script, "--deploy-dir", server.deploy_dir, "--list"])
+    except ServerAccessError as error:
+        raise ServerAccessError(
+            f"{error}. If the server's scripts predate the release ledger ({script} missing), "
+            "run one ordinary `pulumi up` first"
+        ) from error
+    return ledger.parse(text)
+
+
+def mark(server: ServerAccess, image: str, reason: str, who: str) -> None:
+    server.run(
+        [
+            "bash", f"{server.scripts_dir}/ledger.sh", "--deploy-dir", server.deploy_dir,
+            "--mark", "rolled-back-from", "--image", image, "--reason", reason[:500],
+            "--via", "rollback", "--actor", who,
+        ]
+    )  # fmt: skip
+
+
+def _redeploy(stack: Any, chosen: Target, say: Any) -> int:
     from pulumi import automation as auto
 
+    version = chosen.version
+    assert version is not None and version.tag and version.pinned
+    stack.remove_config(RESTORE_KEY, path=True)
+    stack.set_config(TAG_KEY, auto.ConfigValue(version.tag), path=True)
+    stack.set_config(PIN_KEY, auto.ConfigValue(version.pinned), path=True)
+    say(f"{chosen.description}: running pulumi up ({PIN_KEY}={version.pinned})")
+    result = stack.up(on_output=print, message=f"rollback: {chosen.description}")
+    outputs = {key: value.value for key, value in result.outputs.items()}
+    say(
+        f"DONE: {chosen.description}. Serving image {outputs.get('image')!r}; backup taken "
+        f"before it: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}. The stack stays "
+        f"pinned to it ({PIN_KEY}); to deploy a new version: pulumi config rm {PIN_KEY}"
+    )
+    return 0
+
+
+def _restore(stack: Any, server: ServerAccess, chosen: Target, say: Any) -> int:
+    from pulumi import automation as auto
+
+    assert chosen.backup is not None
+    stack.set_config(RESTORE_KEY, auto.ConfigValue(chosen.backup), path=True)
+    replace = _existing(stack, [RESTORE_RESOURCE])
+    say(f"{chosen.description}: running pulumi up")
     try:
-        return str(stack.get_config(key, path=True).value)
-    except auto.errors.CommandError:
+        result = stack.up(
+            on_output=print, message=f"rollback: {chosen.description}", replace=replace
+        )
+    finally:
+        stack.remove_config(RESTORE_KEY, path=True)
+    outputs = {key: value.value for key, value in result.outputs.items()}
+    say(
+        f"DONE: {chosen.description}. Serving image {outputs.get('image')!r}; backup restored: "
+        f"{outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"
+    )
+    restored = _serving_or_none(read_ledger(server))
+    pin = _pin_for(stack, restored)
+    if pin is None:
+        say(
+            f"WARNING: the restored image {restored.image if restored else '(none)'} is not a "
+            f"tag of this stack's image with a known digest, so nothing is pinned: the next "
+            f"pulumi up deploys {TAG_KEY} over the restored data; set it to the version "
+            "you want first"
+        )
+        return 0
+    tag, pinned = pin
+    stack.set_config(TAG_KEY, auto.ConfigValue(tag), path=True)
+    stack.set_config(PIN_KEY, auto.ConfigValue(pinned), path=True)
+    say(
+        f"{RESTORE_KEY} removed; {PIN_KEY}={pinned}: the next plain pulumi up keeps the restored "
+        f"version (no bad tag goes back over the restored data); to deploy a new version: "
+        f"pulumi config rm {PIN_KEY}"
+    )
+    return 0
+
+
+def _pin_for(stack: Any, restored: ledger.Entry | None) -> tuple[str, str] | None:
+    """(tag, `<tag>@<digest>`) for the restored image, when it is this stack's image."""
+    if restored is None or not restored.digest:
         return None
+    tag = ledger.image_tag(restored.image)
+    config = {k: v.value for k, v in stack.get_all_config().items()}
+    image = json.loads(config.get("mcp:image", "{}") or "{}")
+    name = f"{image.get('registry', 'ghcr.io')}/{image.get('repository', '')}"
+    if not tag or ledger.image_name(restored.image) != name:
+        return None
+    return tag, f"{tag}@{restored.digest}"
+
+
+def _serving_or_none(entries: list[ledger.Entry]) -> ledger.Entry | None:
+    try:
+        return ledger.serving(entries)
+    except LedgerError:
+        return None
+
+
+def _warn_if_outputs_disagree(stack: Any, current: ledger.Entry | None, say: Any) -> None:
+    output = stack.outputs().get("image")
+    image = str(output.value) if output is not None and output.value else ""
+    if current is not None and image and ledger.image_tag(image) != ledger.image_tag(current.image):
+        say(
+            f"WARNING: the stack's `image` output is {image!r} but the server's ledger says "
+            f"{current.image!r} serves (a restore made by hand?); going by the server"
+        )
 
 
 def _existing(stack: Any, resources: list[str]) -> list[str]:
@@ -221,16 +323,6 @@ def _existing(stack: Any, resources: list[str]) -> list[str]:
     state = stack.export_stack().deployment or {}
     urns = [str(r.get("urn", "")) for r in state.get("resources") or []]
     return [urn for urn in urns if any(urn.endswith(f"::{name}") for name in resources)]
-
-
-def _summary_to_dict(summary: Any) -> dict[str, Any]:
-    return {
-        "version": summary.version,
-        "kind": summary.kind,
-        "result": summary.result,
-        "message": summary.message,
-        "config": {key: {"value": value.value} for key, value in summary.config.items()},
-    }
 
 
 def _confirm(question: str) -> bool:

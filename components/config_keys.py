@@ -104,13 +104,14 @@ KEYS: tuple[Key, ...] = (
        "apps (default: health URL port + 1, + 2)", optional=True),
     _k("proxy.drainSeconds", "int", "2", "how long the old version keeps running after the "
        "switch", default=2, low=0, high=300),
-    _k("imageTag", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123", "image tag: the full commit SHA (the workflow "
-       "sets it); not needed in restore mode (`mcp:restoreBackup`), where the backup names "
-       "the image"),
-    _k("imagePin", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123@sha256:<64 hex digits>", "set by `rollback.py`: the "
-       "exact image a rollback went back to, `<tag>@sha256:<digest>` as it served; while set, "
-       "nothing is built and `mcp:imageTag` must be its tag (to deploy a new version: "
-       "`pulumi config rm mcp:imagePin`)", optional=True),
+    _k("imageTag", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123",
+       "image tag: the full commit SHA (the workflow sets it); not needed in restore mode "
+       "(`mcp:restoreBackup`), where the backup names the image"),
+    _k("imagePin", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123@sha256:<64 hex digits>",
+       "set by `rollback.py`: the exact image a rollback went back to, "
+       "`<tag>@sha256:<digest>` as it served; while set, nothing is built and "
+       "`mcp:imageTag` must be its tag (to deploy a new version: `pulumi config rm "
+       "mcp:imagePin`)", optional=True),
     _k("image", "object", '{"registry": "ghcr.io", "repository": "feustey/mcp", "build": '
        "true}", "the application image"),
     _k("image.registry", "string", "ghcr.io", "registry", default="ghcr.io"),

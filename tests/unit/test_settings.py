@@ -13,7 +13,7 @@ import pytest
 
 from components import settings as settings_module
 from components.settings import ConfigError, ProxySettings, Settings, load_settings
-from rollback import RollbackError, plan_rollback
+from rollback import RollbackError, choose_target
 from tests.unit.conftest import ROOT, SECRET_KEYS, ProgramRun, TestKeys, base_config
 
 
@@ -523,7 +523,52 @@ def test_rollback_tool_refuses_what_the_settings_refuse(
     image_tag: str | None, backup: str | None
 ) -> None:
     with pytest.raises(RollbackError):
-        plan_rollback(image_tag=image_tag, backup=backup, last_good=None)
+        choose_target([], last_good=False, image_tag=image_tag, backup=backup)
+
+
+PIN_DIGEST = "sha256:" + "ab" * 32
+
+
+def test_an_image_pin_deploys_its_exact_digest_and_builds_nothing(test_keys: TestKeys) -> None:
+    """A rollback's pin (mcp:imagePin) names the image as it served: never rebuilt."""
+    config = base_config(test_keys)
+    config["image"] = {**config["image"], "build": True}
+    config["imagePin"] = f"{config['imageTag']}@{PIN_DIGEST}"
+    settings = load(config)
+    assert settings.image.build is False
+    assert settings.image.reference.endswith(f":{config['imageTag']}@{PIN_DIGEST}")
+
+
+def test_an_image_pin_of_another_tag_is_refused_naming_the_fix(test_keys: TestKeys) -> None:
+    """A new tag under an old pin is neither the rollback's image nor an explicit new version."""
+    config = base_config(test_keys)
+    config["imagePin"] = f"v1@{PIN_DIGEST}"
+    config["imageTag"] = "c0ffee"
+    with pytest.raises(ConfigError) as error:
+        load(config)
+    assert "pins tag 'v1'" in str(error.value)
+    assert "pulumi config rm mcp:imagePin" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "pin", ["v1", "v1@sha256:abc", "v1@" + PIN_DIGEST + "\n", "@" + PIN_DIGEST]
+)
+def test_a_malformed_image_pin_is_refused(test_keys: TestKeys, pin: str) -> None:
+    config = base_config(test_keys)
+    config["imageTag"] = "v1"
+    config["imagePin"] = pin
+    with pytest.raises(ConfigError, match="mcp:imagePin: must be <tag>@sha256"):
+        load(config)
+
+
+@pytest.mark.parametrize("author", ["-x", "a\nb", "x" * 201, "a;rm -rf /"])
+def test_release_author_is_refused_where_the_ledger_would_refuse_it(
+    test_keys: TestKeys, author: str
+) -> None:
+    config = base_config(test_keys)
+    config["release"] = {"author": author}
+    with pytest.raises(ConfigError, match=r"mcp:release\.author"):
+        load(config)
 
 
 # ---------------------------------------------------------------- restore mode (no image tag)
