@@ -5,15 +5,17 @@ STEP=health
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-USAGE="Usage: $SCRIPT_NAME --url URL --attempts N --timeout SECONDS
+USAGE="Usage: $SCRIPT_NAME --url URL --attempts N --timeout SECONDS [--health-status CODE]
                       [--deploy-dir DIR --compose-file NAME --service NAME [--project NAME]]
 
-Try URL (curl -fsS, 5 s per try) up to N times within SECONDS. With the compose options,
-stop early when the service container has exited, and show its last 30 log lines on failure.
+Try URL (curl, 5 s per try) up to N times within SECONDS; healthy means it answers HTTP
+CODE (redirects are not followed). With the compose options, stop early when the service
+container has exited, and show its last 30 log lines on failure.
 
   --url URL           e.g. http://localhost:8000/api/v1/health
   --attempts N        e.g. 10
   --timeout SECONDS   e.g. 60
+$HEALTH_USAGE
   --deploy-dir DIR    absolute, existing deploy directory (e.g. /opt/mcp)
   --compose-file NAME e.g. docker-compose.production.yml
   --service NAME      e.g. mcp-api-prod
@@ -29,6 +31,7 @@ declare -A OPT_VARS=(
     [--url]=URL [--attempts]=ATTEMPTS [--timeout]=TIMEOUT [--deploy-dir]=DEPLOY_DIR
     [--compose-file]=COMPOSE_FILE [--service]=SERVICE [--project]=PROJECT
 )
+health_register_options
 parse_opts "$@"
 
 require --url "$URL" http://localhost:8000/api/v1/health
@@ -37,6 +40,7 @@ require --timeout "$TIMEOUT" 60
 check_url --url "$URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
+health_validate
 compose_file_path=""
 require_together --deploy-dir "$DEPLOY_DIR" /opt/mcp --compose-file "$COMPOSE_FILE" docker-compose.production.yml \
     --service "$SERVICE" mcp-api-prod

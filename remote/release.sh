@@ -10,7 +10,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME --health-url URL
-                  --attempts N --timeout SECONDS [--env-file NAME]
+                  --attempts N --timeout SECONDS [--health-status CODE] [--env-file NAME]
                   [--backup-dir DIR --keep N [--min-free-mb MB]
                    [--pre-backup-command CMD] [--pause-during-backup]]
                   [--project NAME] [--lock-timeout SECONDS]
@@ -30,6 +30,7 @@ re-running this script alone retries the release (with a new backup).
   --health-url URL        e.g. http://localhost:8000/api/v1/health
   --attempts N            health check tries (e.g. 10)
   --timeout SECONDS       overall health check deadline (e.g. 60)
+$HEALTH_USAGE
   --env-file NAME         install the staged env file of this name (e.g. .env.production)
   --backup-dir DIR        back up to this directory first, roll back to it on failure
                           (e.g. /opt/mcp-backups); without it a failure is not rolled back
@@ -69,6 +70,7 @@ declare -A FLAG_VARS=()
 consistency_register_options
 bg_register_options
 ledger_register_options
+health_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -82,6 +84,7 @@ check_name --service "$SERVICE" mcp-api-prod
 check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
+health_validate
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
 bg_validate
@@ -113,6 +116,7 @@ check_only_done
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
 detect_compose
+bg_reconcile # blue-green: .deploy/live-colour := what the proxy routes to (an interrupted switch)
 
 STAGED="$DEPLOY_DIR/.deploy/staged"
 LIVE="$DEPLOY_DIR/$COMPOSE_FILE"
@@ -174,7 +178,7 @@ rollback() {
     else
         log "ACT NOW: $IMAGE was unhealthy ($reason) AND the rollback to ${RESTORE_IMAGE:-${PREVIOUS_IMAGE:-the previous version}} from backup $BACKUP_ID ($ARCHIVE) FAILED: $RESTORE_ERROR. The app is probably DOWN; check $DEPLOY_DIR for .mcp-replaced-* files."
     fi
-    log "ACT NOW: check $hint; retry the rollback with: $DEPLOY_DIR/.deploy/bin/restore.sh --deploy-dir $DEPLOY_DIR --backup-dir $BACKUP_DIR --backup $BACKUP_ID --compose-file $COMPOSE_FILE --service $SERVICE --project $PROJECT --health-url $HEALTH_URL --attempts $ATTEMPTS --timeout $TIMEOUT"
+    log "ACT NOW: check $hint; retry the rollback with: $DEPLOY_DIR/.deploy/bin/restore.sh --deploy-dir $DEPLOY_DIR --backup-dir $BACKUP_DIR --backup $BACKUP_ID --compose-file $COMPOSE_FILE --service $SERVICE --project $PROJECT --health-url $HEALTH_URL --attempts $ATTEMPTS --timeout $TIMEOUT --health-status $HEALTH_STATUS"
     exit "$E_ROLLBACK_FAILED"
 }
 

@@ -10,7 +10,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/bluegreen.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --backup ID|latest --compose-file NAME
                   --service NAME --health-url URL --attempts N --timeout SECONDS
-                  [--min-free-mb MB] [--pre-backup-command CMD] [--pause-during-backup]
+                  [--health-status CODE] [--min-free-mb MB]
+                  [--pre-backup-command CMD] [--pause-during-backup]
                   [--project NAME] [--lock-timeout SECONDS]
                   [--strategy recreate|blue-green --proxy-image REF --proxy-listen ADDR
                    --colour-ports B,G [--drain-seconds N]]
@@ -30,6 +31,7 @@ started again: nothing that was live is deleted before the restored version is h
   --health-url URL        e.g. http://localhost:8000/api/v1/health
   --attempts N            health check tries (e.g. 10)
   --timeout SECONDS       overall health check deadline (e.g. 60)
+$HEALTH_USAGE
   --min-free-mb MB        free space to leave on top of the backup of what is replaced
                           (default 100)
   --project NAME          compose project (default: base name of DIR)
@@ -63,6 +65,7 @@ declare -A FLAG_VARS=()
 consistency_register_options
 bg_register_options
 ledger_register_options
+health_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -79,6 +82,7 @@ check_name --service "$SERVICE" mcp-api-prod
 check_url --health-url "$HEALTH_URL"
 check_posint --attempts "$ATTEMPTS"
 check_posint --timeout "$TIMEOUT"
+health_validate
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
 check_posint --min-free-mb "$MIN_FREE_MB"
@@ -97,6 +101,7 @@ check_only_done
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
 detect_compose
+bg_reconcile # blue-green: .deploy/live-colour := what the proxy routes to (an interrupted switch)
 
 mapfile -t ids < <(list_backup_ids "$BACKUP_DIR")
 if [[ $BACKUP == latest ]]; then
