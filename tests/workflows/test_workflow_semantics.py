@@ -81,9 +81,12 @@ def test_rollback_triggers_and_inputs(wf: dict[str, Any]) -> None:
     assert wf[ROLLBACK]["name"] == "Rollback Production"
     assert set(on) == {"workflow_dispatch"}
     inputs = on["workflow_dispatch"]["inputs"]
-    assert set(inputs) == {"backup_timestamp", "image_tag"}
+    assert set(inputs) == {"backup_timestamp", "image_tag", "last_good"}
+    for name in ("backup_timestamp", "image_tag"):
+        assert inputs[name]["type"] == "string"
+    assert inputs["last_good"]["type"] == "boolean"
+    assert inputs["last_good"]["default"] is False
     for spec in inputs.values():
-        assert spec["type"] == "string"
         assert spec.get("required", False) is False
 
 
@@ -101,6 +104,7 @@ def test_job_permissions_are_minimal(wf: dict[str, Any]) -> None:
     allowed = {
         (DEPLOY, "deploy"): {"contents": "read", "packages": "write"},
         (DEPLOY, "smoke-test"): {},
+        (DEPLOY, "auto-rollback"): {"contents": "read"},
         (DEPLOY, "notify"): {},
         (TESTS, "preview"): {"contents": "read", "pull-requests": "write"},
         (ROLLBACK, "rollback"): {"contents": "read"},
@@ -155,7 +159,9 @@ def test_tests_workflow_jobs(wf: dict[str, Any]) -> None:
     assert jobs["preview"]["permissions"]["pull-requests"] == "write"
 
 
-@pytest.mark.parametrize(("name", "job_id"), [(DEPLOY, "deploy"), (ROLLBACK, "rollback")])
+@pytest.mark.parametrize(
+    ("name", "job_id"), [(DEPLOY, "deploy"), (DEPLOY, "auto-rollback"), (ROLLBACK, "rollback")]
+)
 def test_production_environment(wf: dict[str, Any], name: str, job_id: str) -> None:
     env = wf[name]["jobs"][job_id]["environment"]
     assert env["name"] == "production"
@@ -187,7 +193,7 @@ def test_deploy_and_rollback_wait_for_each_other_on_the_stack_lock(wf: dict[str,
     assert not uses(wf[DEPLOY]["jobs"]["deploy"], "pulumi/actions")[1:], "one pulumi/actions"
     roll = step_named(wf[ROLLBACK]["jobs"]["rollback"], "Roll back")
     calls = re.findall(r"retry-on-stack-lock\.sh \\\n\s*python rollback\.py", roll["run"])
-    assert len(calls) == 2, roll["run"]
+    assert len(calls) == 3, roll["run"]
     assert "python rollback.py" not in re.sub(
         r"retry-on-stack-lock\.sh \\\n\s*python rollback\.py", "", roll["run"]
     )
@@ -238,6 +244,7 @@ def test_rollback_runs_rollback_py_then_smoke_test(wf: dict[str, Any]) -> None:
     scripts = "\n".join(s for j, s in run_blocks(wf[ROLLBACK]) if j == "rollback")
     assert "python rollback.py --stack production --backup" in scripts
     assert "python rollback.py --stack production --image-tag" in scripts
+    assert "python rollback.py --stack production --last-good --yes" in scripts
     assert "--yes" in scripts
     assert jobs["smoke-test"]["needs"] in ("rollback", ["rollback"])
     smoke = " ".join(s for j, s in run_blocks(wf[ROLLBACK]) if j == "smoke-test")
@@ -334,32 +341,46 @@ def _validate_script(wf: dict[str, Any]) -> dict[str, Any]:
     assert first["env"] == {
         "BACKUP_TIMESTAMP": "${{ inputs.backup_timestamp }}",
         "IMAGE_TAG": "${{ inputs.image_tag }}",
+        "LAST_GOOD": "${{ inputs.last_good }}",
     }
     return first
 
 
 @pytest.mark.parametrize(
-    ("backup", "tag", "ok", "outputs"),
+    ("backup", "tag", "last_good", "ok", "outputs"),
     [
-        ("20251017_143025", "", True, "kind=backup\ntarget=20251017_143025\n"),
-        ("latest", "", True, "kind=backup\ntarget=latest\n"),
-        (" latest ", "", True, "kind=backup\ntarget=latest\n"),
-        ("", "3f2c1ab", True, "kind=image\ntarget=3f2c1ab\n"),
-        ("", "v1.2.3", True, "kind=image\ntarget=v1.2.3\n"),
-        ("", "", False, ""),
-        ("  ", " ", False, ""),
-        ("latest", "3f2c1ab", False, ""),
-        ("2025-10-17", "", False, ""),
-        ("20251017_14302", "", False, ""),
-        ("20251017_143025; rm -rf /", "", False, ""),
-        ("", "abc$(id)", False, ""),
-        ("", "a b", False, ""),
-        ("", ".hidden", False, ""),
+        ("20251017_143025", "", "false", True, "kind=backup\ntarget=20251017_143025\n"),
+        ("latest", "", "false", True, "kind=backup\ntarget=latest\n"),
+        (" latest ", "", "false", True, "kind=backup\ntarget=latest\n"),
+        ("", "3f2c1ab", "false", True, "kind=image\ntarget=3f2c1ab\n"),
+        ("", "v1.2.3", "false", True, "kind=image\ntarget=v1.2.3\n"),
+        ("", "", "true", True, "kind=last-good\ntarget=last-good\n"),
+        ("  ", " ", "true", True, "kind=last-good\ntarget=last-good\n"),
+        ("", "", "false", False, ""),
+        ("  ", " ", "false", False, ""),
+        ("latest", "3f2c1ab", "false", False, ""),
+        ("latest", "", "true", False, ""),
+        ("", "3f2c1ab", "true", False, ""),
+        ("latest", "3f2c1ab", "true", False, ""),
+        ("", "", "yes", False, ""),
+        ("", "3f2c1ab", "True", False, ""),
+        ("2025-10-17", "", "false", False, ""),
+        ("20251017_14302", "", "false", False, ""),
+        ("20251017_143025; rm -rf /", "", "false", False, ""),
+        ("", "abc$(id)", "false", False, ""),
+        ("", "a b", "false", False, ""),
+        ("", ".hidden", "false", False, ""),
     ],
     ids=repr,
 )
 def test_rollback_input_validation(
-    wf: dict[str, Any], tmp_path: Path, backup: str, tag: str, ok: bool, outputs: str
+    wf: dict[str, Any],
+    tmp_path: Path,
+    backup: str,
+    tag: str,
+    last_good: str,
+    ok: bool,
+    outputs: str,
 ) -> None:
     step = _validate_script(wf)
     out = tmp_path / "github_output"
@@ -369,6 +390,7 @@ def test_rollback_input_validation(
         env={
             "BACKUP_TIMESTAMP": backup,
             "IMAGE_TAG": tag,
+            "LAST_GOOD": last_good,
             "GITHUB_OUTPUT": str(out),
             "PATH": "/usr/bin:/bin",
         },
@@ -381,6 +403,126 @@ def test_rollback_input_validation(
     assert out.read_text() == outputs
     if not ok:
         assert "::error::" in result.stdout
+
+
+FAKE_PYTHON = """#!/bin/bash
+printf '%s\\0' "$@" > "$ARGV_FILE"
+"""
+
+
+def _run_with_fake_python(tmp_path: Path, run: str, env: dict[str, str]) -> list[str]:
+    """The arguments a workflow step's script gives `python` (through the real retry script)."""
+    bin_dir = _fake_bin(tmp_path, "python", FAKE_PYTHON)
+    argv_file = tmp_path / "argv"
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", run],
+        cwd=ROOT,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "ARGV_FILE": str(argv_file), **env},
+        check=True,
+        timeout=60,
+    )
+    return argv_file.read_text().split("\0")[:-1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "argv"),
+    [
+        ("backup", "20251017_143025", ["--backup", "20251017_143025", "--yes"]),
+        ("image", "3f2c1ab", ["--image-tag", "3f2c1ab", "--yes"]),
+        ("last-good", "last-good", ["--last-good", "--yes"]),
+    ],
+)
+def test_rollback_step_runs_rollback_py_for_each_kind(
+    wf: dict[str, Any], tmp_path: Path, kind: str, target: str, argv: list[str]
+) -> None:
+    step = step_named(wf[ROLLBACK]["jobs"]["rollback"], "Roll back")
+    assert step["env"]["KIND"] == "${{ steps.validate.outputs.kind }}"
+    ran = _run_with_fake_python(tmp_path, step["run"], {"KIND": kind, "TARGET": target})
+    assert ran == ["rollback.py", "--stack", "production", *argv]
+
+
+def test_rollback_step_refuses_an_unknown_kind(wf: dict[str, Any], tmp_path: Path) -> None:
+    step = step_named(wf[ROLLBACK]["jobs"]["rollback"], "Roll back")
+    with pytest.raises(subprocess.CalledProcessError):
+        _run_with_fake_python(tmp_path, step["run"], {"KIND": "other", "TARGET": "x"})
+    assert not (tmp_path / "argv").exists()
+
+
+def test_a_failed_smoke_test_rolls_back_to_the_last_good_version(
+    wf: dict[str, Any], tmp_path: Path
+) -> None:
+    """After a successful `pulumi up` whose smoke test fails, the deploy workflow runs
+    `rollback.py --last-good` with the reason, in the production environment."""
+    jobs = wf[DEPLOY]["jobs"]
+    job = jobs["auto-rollback"]
+    assert sorted(job["needs"]) == ["deploy", "smoke-test"]
+    assert job["if"] == (
+        "${{ !cancelled() && needs.deploy.result == 'success' "
+        "&& needs.smoke-test.result == 'failure' }}"
+    )
+    step = step_named(job, "Roll back to the last good version")
+    assert step["env"]["COMMIT"] == "${{ github.sha }}"
+    assert step["env"]["GITHUB_TOKEN"] == "${{ secrets.PULUMI_GITHUB_TOKEN }}"
+    assert step["run"].startswith("bash .github/scripts/retry-on-stack-lock.sh python rollback.py ")
+    sha = "3f2c1ab" + "0" * 33
+    ran = _run_with_fake_python(tmp_path, step["run"], {"COMMIT": sha})
+    assert ran == [
+        "rollback.py",
+        *("--stack", "production", "--last-good", "--yes"),
+        *("--reason", f"smoke test failed for {sha}"),
+    ]
+    assert "auto-rollback" in jobs["notify"]["needs"]
+    assert jobs["notify"]["env"]["AUTO_ROLLBACK_RESULT"] == "${{ needs.auto-rollback.result }}"
+
+
+def test_the_workflows_give_rollback_py_only_options_it_has(wf: dict[str, Any]) -> None:
+    result = subprocess.run(
+        [sys.executable, "rollback.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    used = set()
+    for name in (DEPLOY, ROLLBACK):
+        for _, script in run_blocks(wf[name]):
+            for line in script.replace("\\\n", " ").splitlines():
+                if "rollback.py" in line:
+                    after = line.split("rollback.py", 1)[1]
+                    used |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", after))
+    assert {"--stack", "--last-good", "--yes", "--reason", "--backup", "--image-tag"} <= used
+    for option in used:
+        assert re.search(rf"(?<![\w-]){option}(?![\w-])", result.stdout), option
+
+
+@pytest.mark.parametrize(
+    ("rollback", "says"),
+    [
+        ("success", "AUTOMATICALLY ROLLED BACK to the last good version"),
+        ("failure", "the automatic rollback to the last good version failed: act now"),
+        ("skipped", "no rollback ran (skipped); consider the 'Rollback Production' workflow"),
+    ],
+)
+def test_smoke_test_failure_message_says_whether_the_rollback_worked(
+    wf: dict[str, Any], rollback: str, says: str
+) -> None:
+    text = _slack_text(
+        step_named(wf[DEPLOY]["jobs"]["notify"], "Post to Slack")["run"],
+        {
+            "PATH": "/usr/bin:/bin",
+            "ACTOR": "octocat",
+            "COMMIT": "3f2c1ab" + "0" * 33,
+            "RUN_URL": "https://github.com/o/r/actions/runs/1",
+            "TEST_RESULT": "success",
+            "DEPLOY_RESULT": "success",
+            "SMOKE_RESULT": "failure",
+            "AUTO_ROLLBACK_RESULT": rollback,
+            "RELEASE_OUTCOME": "released",
+            "RELEASE_EXIT_CODE": "0",
+        },
+    )
+    assert says in text, text
 
 
 # --- pinned actions ----------------------------------------------------------------------------
@@ -638,6 +780,7 @@ def test_slack_webhook_goes_to_curl_on_stdin_never_on_its_command_line(
             "SMOKE_RESULT": "skipped",
             "RELEASE_OUTCOME": "not-released",
             "RELEASE_EXIT_CODE": "",
+            "AUTO_ROLLBACK_RESULT": "skipped",
             "ROLLBACK_RESULT": "success",
             "TARGET": "latest",
             "IMAGE": 'ghcr.io/o/r:"quoted"\\back',
@@ -739,6 +882,7 @@ def test_deploy_failure_message_follows_the_release_events(
             "SMOKE_RESULT": "skipped",
             "RELEASE_OUTCOME": outputs["outcome"],
             "RELEASE_EXIT_CODE": outputs["exit-code"],
+            "AUTO_ROLLBACK_RESULT": "skipped",
         },
     )
     assert says in text, text
