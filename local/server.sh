@@ -495,10 +495,12 @@ ensure_registry() {
     chmod 0600 "$REGISTRY_PASSWORD_FILE"
     local password
     password="$(cat "$REGISTRY_PASSWORD_FILE")"
+    # The password goes to htpasswd on stdin (-i), never on its command line: any user on the
+    # machine can read a process's argv (ps).
     if [[ ! -s "$REGISTRY_HTPASSWD" ]] \
-        || ! htpasswd -vb "$REGISTRY_HTPASSWD" "$REGISTRY_USER" "$password" >/dev/null 2>&1; then
+        || ! htpasswd -vi "$REGISTRY_HTPASSWD" "$REGISTRY_USER" <"$REGISTRY_PASSWORD_FILE" >/dev/null 2>&1; then
         log "writing registry htpasswd (bcrypt) for $REGISTRY_USER"
-        htpasswd -Bbc "$REGISTRY_HTPASSWD" "$REGISTRY_USER" "$password" >/dev/null 2>&1
+        htpasswd -Bic "$REGISTRY_HTPASSWD" "$REGISTRY_USER" <"$REGISTRY_PASSWORD_FILE" >/dev/null 2>&1
         chmod 0600 "$REGISTRY_HTPASSWD"
         pid_alive "$REGISTRY_PID" && stop_pidfile registry "$REGISTRY_PID"
     fi
@@ -755,4 +757,5 @@ main() {
     esac
 }
 
-main "$@"
+# Run a command unless sourced (a test sources this file to call one function with stub tools).
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"
