@@ -17,7 +17,8 @@ manifest naming the running image, verify it, keep the newest N archives.
 
   --deploy-dir DIR        absolute, existing deploy directory (e.g. /opt/mcp)
   --backup-dir DIR        absolute, existing backup directory (e.g. /opt/mcp-backups)
-  --keep N                number of archives to keep (e.g. 10)
+  --keep N                number of archives to keep (e.g. 10); beyond it, the newest archive
+                          of each image that served healthy (release ledger) is kept too
   --service NAME          compose service of the app (e.g. mcp-api-prod)
   --compose-file NAME     compose file name inside DIR (e.g. docker-compose.production.yml)
   --min-free-mb MB        free space to leave on top of the archive size (default 100)

@@ -34,7 +34,8 @@ $HEALTH_USAGE
   --env-file NAME         install the staged env file of this name (e.g. .env.production)
   --backup-dir DIR        back up to this directory first, roll back to it on failure
                           (e.g. /opt/mcp-backups); without it a failure is not rolled back
-  --keep N                with --backup-dir: archives to keep (e.g. 10)
+  --keep N                with --backup-dir: archives to keep (e.g. 10; beyond it, the
+                          newest archive of each image that served healthy is kept too)
   --min-free-mb MB        with --backup-dir: free space to leave on top of the archive
                           size (default 100)
   --project NAME          compose project (default: base name of DIR)

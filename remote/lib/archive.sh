@@ -35,6 +35,13 @@ backup_created_at() {
     printf '%s' "$created"
 }
 
+# backup_image ARCHIVE: the image= of its manifest ("" when nothing ran, or unreadable).
+backup_image() {
+    { tar --occurrence=1 -xOzf "$1" "./$MANIFEST_NAME" 2>/dev/null ||
+        tar --occurrence=1 -xOzf "$1" "$MANIFEST_NAME" 2>/dev/null; } |
+        sed -n 's/^image=//p' | head -n 1 || true
+}
+
 # list_backups_by_time BACKUP_DIR: ids ordered by when they were made (backup_created_at),
 # oldest first; ties in id order. Ids are UTC now, but older ones were local time, and a
 # wrong clock can name an archive in the future: the name alone does not tell the order.
@@ -142,16 +149,35 @@ take_backup() {
 
 # prune_backups KEEP NEWEST_ID: keep the newest KEEP archives of BACKUP_DIR (by when they
 # were made, see list_backups_by_time), NEWEST_ID (the one just written) always among them,
-# whatever the other archives are named. 0 prunes nothing.
+# whatever the other archives are named. 0 prunes nothing. Never pruned, even beyond KEEP:
+# the newest archive of each image that served healthy (a "served" line in the release
+# ledger, ledger_served), so that retries of a broken release, each backing up the broken
+# state, cannot prune away every backup of a version that worked.
+# shellcheck disable=SC2153 # DEPLOY_DIR and BACKUP_DIR are the caller's globals
 prune_backups() {
-    local keep=$1 newest=$2 ids=() id old excess i
+    local keep=$1 newest=$2 ids=() id old excess i image
+    local -A seen=() served_newest=()
     ((keep > 0)) || return 0
     mapfile -t ids < <(list_backups_by_time "$BACKUP_DIR")
     excess=$((${#ids[@]} - keep))
+    ((excess > 0)) || return 0
+    # Newest first: the first archive met of an image is its newest.
+    for ((i = ${#ids[@]} - 1; i >= 0; i--)); do
+        image=$(backup_image "$(backup_archive "$BACKUP_DIR" "${ids[i]}")")
+        [[ -n $image && -z ${seen[$image]+x} ]] || continue
+        seen[$image]=1
+        if ledger_served "$DEPLOY_DIR" "$image"; then
+            served_newest[${ids[i]}]=$image
+        fi
+    done
     for ((i = 0; i < ${#ids[@]} && excess > 0; i++)); do
         id=${ids[i]}
         [[ $id == "$newest" ]] && continue
         old=$(backup_archive "$BACKUP_DIR" "$id")
+        if [[ -n ${served_newest[$id]+x} ]]; then
+            log "kept $old beyond --keep $keep: the newest backup of ${served_newest[$id]}, which served healthy ($(ledger_file "$DEPLOY_DIR"))"
+            continue
+        fi
         if rm -f -- "$old"; then
             log "pruned old backup $old (keeping the newest $keep)"
         else
