@@ -113,7 +113,7 @@ def image_name(reference: str) -> str:
 
 
 def versions(entries: list[Entry]) -> list[Version]:
-    """Every version in the ledger, newest event first. Status: `rolled back from` or `failed`
+    """Every version in the ledger, the newest first (by when it was first released). Status: `rolled back from` or `failed`
     once any line says so (a version that was rolled back from is never "good" again, even if
     an automatic rollback later started it once more), else `healthy` when it served."""
     grouped: dict[str, list[Entry]] = {}
@@ -144,8 +144,10 @@ def versions(entries: list[Entry]) -> list[Version]:
                 last_event_at=lines[-1].at,
             )
         )
-    order = {entry.key: index for index, entry in enumerate(entries)}
-    return sorted(found, key=lambda v: order[v.digest or v.image], reverse=True)
+    first_seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        first_seen.setdefault(entry.key, index)
+    return sorted(found, key=lambda v: first_seen[v.digest or v.image], reverse=True)
 
 
 def serving(entries: list[Entry]) -> Entry:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.settings import NAMESPACE, ConfigError, MappingConfigSource, load_settings
+from components.settings import NAMESPACE, ConfigError, MappingConfigSource, load_server_settings
 
 SSH_TIMEOUT_S = 180
 
@@ -117,19 +117,18 @@ def from_stack_config(config: Mapping[str, Any]) -> ServerAccess:
         if secret:
             secret_keys.append(key)
     try:
-        settings = load_settings(MappingConfigSource(values, secret_keys))
+        server, paths = load_server_settings(MappingConfigSource(values, secret_keys))
     except ConfigError as error:
         raise ServerAccessError(f"the stack's config is not valid: {error}") from error
     private_key = values.get("sshPrivateKey")
     if not isinstance(private_key, str) or not private_key:
         raise ServerAccessError(f"{NAMESPACE}:sshPrivateKey is not set in the stack's config")
-    server = settings.server
     return ServerAccess(
         host=server.host,
         port=server.port,
         user=server.user,
         host_key=server.host_key,
         private_key=private_key,
-        deploy_dir=settings.paths.deploy_dir.rstrip("/"),
-        scripts_dir=settings.paths.scripts_dir,
+        deploy_dir=paths.deploy_dir.rstrip("/"),
+        scripts_dir=paths.scripts_dir,
     )

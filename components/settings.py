@@ -546,6 +546,16 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
     )
 
 
+def load_server_settings(source: ConfigSource) -> tuple[ServerSettings, PathSettings]:
+    """Only `mcp:server` and `mcp:paths`, validated as `load_settings` does: for tools that
+    reach the server outside the program (rollback.py reading the release ledger)."""
+    reader = _Reader(source)
+    server, paths = _read_server(reader), _read_paths(reader)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return server, paths
+
+
 def _read_server(reader: _Reader) -> ServerSettings:
     reader.object("server")
     host = reader.text("server.host", HOSTNAME_PATTERN, "must be a host name or IP address")

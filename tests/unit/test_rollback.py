@@ -172,11 +172,11 @@ def test_list_shows_newest_first_with_status_digest_and_who() -> None:
         line("failed", C, at=5),
     )
     rows = list_versions(history)
-    assert [row["tag"] for row in rows] == [C, A, B]
-    assert [row["status"] for row in rows] == ["failed", "healthy", "rolled back from"]
-    assert rows[1]["serving"] and not rows[0]["serving"]
-    assert rows[1]["by"] == "bob" and rows[2]["by"] == "octocat (run 7)"
-    assert rows[2]["digest"] == digest(B)
+    assert [row["tag"] for row in rows] == [C, B, A]
+    assert [row["status"] for row in rows] == ["failed", "rolled back from", "healthy"]
+    assert rows[2]["serving"] and not rows[0]["serving"]
+    assert rows[2]["by"] == "bob" and rows[1]["by"] == "octocat (run 7)"
+    assert rows[1]["digest"] == digest(B)
     text = format_versions(rows)
     assert text.splitlines()[0].startswith("TAG")
     assert "healthy (serving now)" in text
