@@ -14,6 +14,13 @@
 # into its own PULUMI_HOME; it is reused while those versions stay the same. The script prints on
 # stdout the directory to put first on PATH (progress goes to stderr).
 #
+# Supply chain: the CLI is built from the wrapper module committed in tools/pulumi-cli/ with
+# `-mod=readonly` after `go mod verify`, so a module whose content differs from the committed
+# go.sum fails the build. Every cache directory (each part, and the assembled toolchain) records
+# the sha256 of each binary it holds in its SHA256SUMS when it is written, and every reuse checks
+# them first: a binary that changed since (or a cache without checksums) is never run, it is
+# rebuilt, and the log says why.
+#
 #   bash tools/build-pulumi.sh          # build when missing, print the bin directory
 #
 # Callers use tools/pulumi-env.sh, which prefers a `pulumi` already on PATH and otherwise runs
@@ -59,6 +66,66 @@ PLUGINS=(
   "github $GITHUB_PLUGIN_VERSION"
 )
 
+# The binaries of a part, relative to its cache directory.
+part_files() {
+  case $1 in
+    cli) printf '%s\n' pulumi ;;
+    language-python) printf '%s\n' pulumi-language-python pulumi-language-python-exec ;;
+    *) printf '%s\n' "pulumi-resource-$1" ;;
+  esac
+}
+
+# The binaries of the assembled toolchain, relative to its directory.
+toolchain_files() {
+  local plugin name version
+  printf '%s\n' bin/pulumi bin/pulumi-language-python bin/pulumi-language-python-exec
+  for plugin in "${PLUGINS[@]}"; do
+    read -r name version <<<"$plugin"
+    printf '%s\n' "pulumi-home/plugins/resource-$name-v$version/pulumi-resource-$name"
+  done
+}
+
+# record_sums DIR FILE...: writes DIR/SHA256SUMS, the sha256 of each FILE (relative to DIR).
+record_sums() {
+  local dir=$1
+  shift
+  (cd "$dir" && sha256sum -- "$@" >SHA256SUMS.tmp && mv -f SHA256SUMS.tmp SHA256SUMS)
+}
+
+# recorded_sum DIR FILE: the sha256 DIR/SHA256SUMS records for FILE (empty when none).
+recorded_sum() {
+  [[ -f "$1/SHA256SUMS" ]] || return 0
+  awk -v name="$2" '$2 == name { print $1; exit }' "$1/SHA256SUMS"
+}
+
+# verify_sums DIR FILE...: every FILE has the sha256 recorded for it in DIR/SHA256SUMS;
+# otherwise prints what is wrong (one line) and returns 1. Runs none of the files.
+verify_sums() {
+  local dir=$1 file recorded actual
+  shift
+  if [[ ! -f "$dir/SHA256SUMS" ]]; then
+    printf 'no checksums recorded (%s/SHA256SUMS is missing)' "$dir"
+    return 1
+  fi
+  for file in "$@"; do
+    recorded=$(recorded_sum "$dir" "$file")
+    if [[ -z $recorded ]]; then
+      printf 'no checksum recorded for %s' "$dir/$file"
+      return 1
+    fi
+    if [[ ! -f "$dir/$file" ]]; then
+      printf '%s is missing' "$dir/$file"
+      return 1
+    fi
+    actual=$(sha256sum -- "$dir/$file")
+    actual=${actual%% *}
+    if [[ $actual != "$recorded" ]]; then
+      printf 'checksum mismatch: %s has sha256 %s, recorded %s' "$dir/$file" "$actual" "$recorded"
+      return 1
+    fi
+  done
+}
+
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 die() { printf '[toolchain] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -66,22 +133,33 @@ die() { printf '[toolchain] ERROR: %s\n' "$*" >&2; exit 1; }
 
 print_result() { printf '%s\n' "$bin_dir"; }
 
-# Everything present and answering with the right version: reuse it.
+# Everything present, with the checksums recorded when it was assembled, and answering with the
+# right version: reuse it. Otherwise sets ready_problem when a cached toolchain is unusable.
+ready_problem=""
 toolchain_ready() {
+  ready_problem=""
   [[ -x "$bin_dir/pulumi" && -x "$bin_dir/pulumi-language-python" \
      && -x "$bin_dir/pulumi-language-python-exec" && -f "$toolchain_dir/.complete" ]] || return 1
-  [[ "$("$bin_dir/pulumi" version 2>/dev/null)" == "v${PULUMI_VERSION}" ]] || return 1
-  local plugin name version
+  local plugin name version files
   for plugin in "${PLUGINS[@]}"; do
     read -r name version <<<"$plugin"
     [[ -x "$pulumi_home/plugins/resource-$name-v$version/pulumi-resource-$name" ]] || return 1
   done
+  mapfile -t files < <(toolchain_files)
+  ready_problem=$(verify_sums "$toolchain_dir" "${files[@]}") || return 1
+  if [[ "$("$bin_dir/pulumi" version 2>/dev/null)" != "v${PULUMI_VERSION}" ]]; then
+    ready_problem="$bin_dir/pulumi does not report v${PULUMI_VERSION}"
+    return 1
+  fi
 }
 
 if toolchain_ready; then
-  log "reusing the toolchain in $toolchain_dir"
+  log "reusing the toolchain in $toolchain_dir (checksums verified)"
   print_result
   exit 0
+fi
+if [[ -n $ready_problem ]]; then
+  log "not reusing the cached toolchain: $ready_problem; rebuilding it"
 fi
 
 mkdir -p "$parts_dir"
@@ -144,10 +222,13 @@ go_build_with_progress() {
 # part_dir PART VERSION: where a built part lives in the cache.
 part_dir() { printf '%s/%s-%s' "$parts_dir" "$1" "$2"; }
 
-# Moves the binaries built into $work/out/PART into the parts cache, atomically.
+# Moves the binaries built into $work/out/PART into the parts cache, atomically, with the
+# sha256 of each (SHA256SUMS), checked whenever the part is reused.
 store_part() {
-  local part=$1 version=$2 dest
+  local part=$1 version=$2 dest files
   dest=$(part_dir "$part" "$version")
+  mapfile -t files < <(part_files "$part")
+  record_sums "$work/out/$part" "${files[@]}"
   touch "$work/out/$part/.complete"
   rm -rf "$dest"
   mv "$work/out/$part" "$dest"
@@ -164,28 +245,22 @@ seed_part() {
   store_part "$part" "$version"
 }
 
-# 1. The CLI, through a wrapper module that requires pkg/v3 at the pinned version.
+# 1. The CLI, through the wrapper module committed in tools/pulumi-cli/ (go.mod requires pkg/v3 at
+#    the pinned version, go.sum pins every module): `go mod verify`, then a `-mod=readonly`
+#    build, with no GONOSUMDB/GOPRIVATE/GOINSECURE exemption: a module that is not what go.sum
+#    says, or that go.sum lacks, fails the build instead of being fetched and recorded.
+cli_module_dir="$repo_root/tools/pulumi-cli"
 build_cli() {
   need_go
+  grep -qxF "require github.com/pulumi/pulumi/pkg/v3 v${PULUMI_VERSION}" "$cli_module_dir/go.mod" \
+    || die "tools/pulumi-cli/go.mod does not require github.com/pulumi/pulumi/pkg/v3 v${PULUMI_VERSION} (tools/toolchain-versions.sh): run (cd tools/pulumi-cli && go mod edit -require=github.com/pulumi/pulumi/pkg/v3@v${PULUMI_VERSION} && go mod tidy), review go.mod and go.sum, and commit both"
   mkdir -p "$work/cli" "$work/out/cli"
-  cat >"$work/cli/go.mod" <<GOMOD
-module mcp-deploy/pulumi-cli
-
-go 1.25
-
-require github.com/pulumi/pulumi/pkg/v3 v${PULUMI_VERSION}
-
-replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
-GOMOD
-  cat >"$work/cli/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
-GO
-  (cd "$work/cli" && go mod tidy >"$work/cli-tidy.log" 2>&1) || { tail -n 40 "$work/cli-tidy.log" >&2; die "resolving the CLI's modules failed"; }
-  go_build_with_progress pulumi-cli bash -c "cd '$work/cli' && go build -trimpath \
+  cp "$cli_module_dir/go.mod" "$cli_module_dir/go.sum" "$cli_module_dir/tools.go" "$work/cli/"
+  (cd "$work/cli" && env -u GONOSUMDB -u GOPRIVATE -u GOINSECURE GOFLAGS=-mod=readonly \
+    go mod verify >"$work/cli-verify.log" 2>&1) \
+    || { tail -n 40 "$work/cli-verify.log" >&2; die "the CLI's modules do not match tools/pulumi-cli/go.sum"; }
+  go_build_with_progress pulumi-cli env -u GONOSUMDB -u GOPRIVATE -u GOINSECURE GOFLAGS=-mod=readonly \
+    bash -c "cd '$work/cli' && go build -mod=readonly -trimpath \
     -ldflags '-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}' \
     -o '$work/out/cli/pulumi' github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
   [[ "$("$work/out/cli/pulumi" version)" == "v${PULUMI_VERSION}" ]] || die "the built CLI does not report v${PULUMI_VERSION}"
@@ -267,12 +342,18 @@ for entry in "${PARTS[@]}"; do
   step=$((step + 1))
   label=${label//\~/ }
   note=${note//\~/ }
+  problem=""
   if [[ -f "$(part_dir "$part" "$version")/.complete" ]]; then
-    log "$step/${#PARTS[@]} $part v$version: cached in $(part_dir "$part" "$version")"
-    continue
+    mapfile -t files < <(part_files "$part")
+    if problem=$(verify_sums "$(part_dir "$part" "$version")" "${files[@]}"); then
+      log "$step/${#PARTS[@]} $part v$version: cached in $(part_dir "$part" "$version") (checksums verified)"
+      continue
+    fi
+    log "$step/${#PARTS[@]} $part v$version: not reusing the cached copy: $problem; rebuilding it"
   fi
+  # A part whose cached copy failed its check is rebuilt, never seeded again from old files.
   # shellcheck disable=SC2086  # seed_files is a list of file names without spaces
-  if [[ "$seed_files" != "-" ]] && seed_part "$part" "$version" $seed_files; then
+  if [[ -z $problem && "$seed_files" != "-" ]] && seed_part "$part" "$version" $seed_files; then
     log "$step/${#PARTS[@]} $part v$version: reused from $previous_layout_dir"
     continue
   fi
@@ -296,7 +377,19 @@ for plugin in "${PLUGINS[@]}"; do
     || die "pulumi plugin install resource $name $version failed"
 done
 [[ "$("$bin_dir/pulumi" version)" == "v${PULUMI_VERSION}" ]] || die "the built CLI does not report v${PULUMI_VERSION}"
+# The toolchain's checksums, each checked against the one its part recorded when it was built.
+mapfile -t files < <(toolchain_files)
+record_sums "$toolchain_dir" "${files[@]}"
+for file in "${files[@]}"; do
+  case $file in
+    bin/pulumi) part=cli version=$PULUMI_VERSION ;;
+    bin/*) part=language-python version=$PULUMI_VERSION ;;
+    *) name=${file##*/pulumi-resource-} part=$name version=${file#*/resource-"$name"-v} version=${version%%/*} ;;
+  esac
+  [[ "$(recorded_sum "$toolchain_dir" "$file")" == "$(recorded_sum "$(part_dir "$part" "$version")" "${file##*/}")" ]] \
+    || die "$toolchain_dir/$file is not the binary of part $part v$version (sha256 differs)"
+done
 touch "$toolchain_dir/.complete"
-toolchain_ready || die "the assembled toolchain in $toolchain_dir is incomplete"
+toolchain_ready || die "the assembled toolchain in $toolchain_dir is incomplete: ${ready_problem:-a file is missing}"
 log "toolchain ready in $toolchain_dir ($(elapsed))"
 print_result

@@ -3,8 +3,13 @@ own SDK version, so a bump of one without the other breaks every `pulumi up`."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,3 +41,80 @@ def test_the_toolchain_cache_key_names_every_version() -> None:
         "GITHUB_PLUGIN_VERSION",
     ):
         assert "${" + name + "}" in key, f"{name} is not in the toolchain's cache key {key}"
+
+
+# --- the CLI's wrapper module: committed, read-only ---------------------------------------------
+
+CLI_MODULE = ROOT / "tools" / "pulumi-cli"
+
+
+def test_the_cli_wrapper_module_is_committed_with_its_go_sum() -> None:
+    version = shell_assignments(ROOT / "tools" / "toolchain-versions.sh")["PULUMI_VERSION"]
+    go_mod = (CLI_MODULE / "go.mod").read_text()
+    assert f"\nrequire github.com/pulumi/pulumi/pkg/v3 v{version}\n" in go_mod
+    go_sum = (CLI_MODULE / "go.sum").read_text()
+    for line in (
+        f"github.com/pulumi/pulumi/pkg/v3 v{version} h1:",
+        f"github.com/pulumi/pulumi/pkg/v3 v{version}/go.mod h1:",
+    ):
+        assert re.search(rf"^{re.escape(line)}[A-Za-z0-9+/]{{43}}=$", go_sum, re.MULTILINE), line
+    assert len(go_sum.splitlines()) > 100  # every module of the build, not just the top one
+    assert (
+        'import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"'
+        in (CLI_MODULE / "tools.go").read_text()
+    )
+
+
+def test_the_cli_is_built_from_the_committed_module_read_only() -> None:
+    script = (ROOT / "tools" / "build-pulumi.sh").read_text()
+    build_cli = script[
+        script.index("build_cli() {") : script.index("\n}\n", script.index("build_cli() {"))
+    ]
+    assert 'cp "$cli_module_dir/go.mod" "$cli_module_dir/go.sum"' in build_cli
+    assert 'cli_module_dir="$repo_root/tools/pulumi-cli"' in script
+    commands = "\n".join(line for line in build_cli.splitlines() if "die " not in line)
+    assert "go mod tidy" not in commands and "GOMOD" not in commands  # nothing re-resolved
+    assert "go build -mod=readonly" in build_cli
+    assert build_cli.count("env -u GONOSUMDB -u GOPRIVATE -u GOINSECURE GOFLAGS=-mod=readonly") == 2
+    assert "go mod verify" in build_cli
+
+
+@pytest.mark.parametrize("change", ["altered hash", "missing entry"])
+def test_a_module_that_is_not_what_go_sum_says_fails_the_cli_build(
+    tmp_path: Path, change: str
+) -> None:
+    """The real build script, on a copy of tools/ whose go.sum was changed: the CLI build stops
+    (before compiling) instead of fetching the module and recording a new checksum."""
+    assert shutil.which("go"), "Go builds the toolchain: it must be on PATH"
+    version = shell_assignments(ROOT / "tools" / "toolchain-versions.sh")["PULUMI_VERSION"]
+    tools = tmp_path / "repo" / "tools"
+    shutil.copytree(ROOT / "tools", tools)
+    go_sum = tools / "pulumi-cli" / "go.sum"
+    line = re.compile(rf"^github\.com/pulumi/pulumi/pkg/v3 v{re.escape(version)} h1:(\S+)$", re.M)
+    original = line.search(go_sum.read_text())
+    assert original
+    if change == "altered hash":
+        forged = "AAAA" + original.group(1)[4:]
+        go_sum.write_text(
+            line.sub(lambda m: m.group(0).replace(original.group(1), forged), go_sum.read_text())
+        )
+    else:
+        go_sum.write_text(line.sub("", go_sum.read_text()))
+    result = subprocess.run(
+        ["bash", str(tools / "build-pulumi.sh")],
+        env={
+            **os.environ,
+            "MCP_TOOLS_CACHE": str(tmp_path / "cache"),
+            "MCP_VENDOR_DIR": str(tmp_path / "no-vendor"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0, result.stderr
+    assert result.stdout == ""
+    assert "building the pulumi CLI" in result.stderr
+    expected = "SECURITY ERROR" if change == "altered hash" else "missing go.sum entry"
+    assert expected in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "cache" / "parts" / f"cli-{version}").exists()

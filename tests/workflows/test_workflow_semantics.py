@@ -15,7 +15,14 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from workflow_support import ROOT, WORKFLOW_FILES, WORKFLOWS_DIR, load_workflow, run_blocks
+from workflow_support import (
+    ROOT,
+    WORKFLOW_FILES,
+    WORKFLOWS_DIR,
+    load_workflow,
+    run_blocks,
+    toolchain_versions,
+)
 
 DEPLOY = "deploy-production.yml"
 TESTS = "tests.yml"
@@ -151,7 +158,7 @@ def test_tests_workflow_jobs(wf: dict[str, Any]) -> None:
     assert "--cov=components" in test_scripts and "--cov-report=xml" in test_scripts
     assert len(uses(jobs["test"], "codecov/codecov-action")) == 1
     assert "pull_request" in jobs["preview"]["if"]
-    (preview,) = [s for s in uses(jobs["preview"], "pulumi/actions") if "with" in s]
+    (preview,) = [s for s in uses(jobs["preview"], "pulumi/actions") if "command" in s["with"]]
     assert preview["with"]["command"] == "preview"
     assert preview["with"]["stack-name"] == "${{ env.PREVIEW_STACK }}"
     assert "comment-on-pr" in preview["with"]
@@ -572,6 +579,71 @@ def test_one_action_one_pin() -> None:
     assert pins and all(len(refs) == 1 for refs in pins.values()), pins
 
 
+# --- pinned tool versions (supply chain) ------------------------------------------------------
+
+EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def _steps_using(action: str) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path.name, job_id, step)
+        for path in WORKFLOW_FILES
+        for job_id, job in load_workflow(path)["jobs"].items()
+        for step in steps(job)
+        if str(step.get("uses", "")).split("@")[0] == action
+    ]
+
+
+def test_every_pulumi_action_installs_the_pinned_cli() -> None:
+    """pulumi/actions installs the newest 3.x unless told: each step names the CLI version
+    tools/toolchain-versions.sh pins (the one the toolchain is built at and tested with)."""
+    version = toolchain_versions()["PULUMI_VERSION"]
+    assert EXACT_VERSION.match(version), version
+    found = _steps_using("pulumi/actions")
+    assert {name for name, _, _ in found} == {DEPLOY, TESTS, ROLLBACK}
+    assert len(found) == 5, found  # deploy, auto-rollback, rollback, the preview's two
+    for name, job_id, step in found:
+        assert step.get("with", {}).get("pulumi-version") == version, (name, job_id, step)
+
+
+def test_every_setup_go_installs_the_pinned_go() -> None:
+    version = toolchain_versions()["GO_VERSION"]
+    assert EXACT_VERSION.match(version), version
+    found = _steps_using("actions/setup-go")
+    assert found
+    for name, job_id, step in found:
+        assert step["with"]["go-version"] == version, (name, job_id)
+
+
+def test_pip_is_pinned_in_one_place() -> None:
+    """Every virtualenv a workflow makes gets pip==PIP_VERSION (tools/toolchain-versions.sh,
+    sourced by the step), never `--upgrade pip` (whatever PyPI serves that day)."""
+    version = toolchain_versions()["PIP_VERSION"]
+    assert re.match(r"^\d+\.\d+(\.\d+)?$", version), version
+    venvs = 0
+    for path in WORKFLOW_FILES:
+        text = path.read_text(encoding="utf-8")
+        assert "--upgrade pip" not in text and "-U pip" not in text, path.name
+        for job_id, script in run_blocks(load_workflow(path)):
+            if "pip install" not in script:
+                continue
+            lines = [line.strip() for line in script.splitlines()]
+            assert "python -m venv .venv" in lines, (path.name, job_id)
+            venvs += 1
+            pin = lines.index('.venv/bin/python -m pip install "pip==${PIP_VERSION}"')
+            assert lines.index("source tools/toolchain-versions.sh") < pin, (path.name, job_id)
+            assert pin < next(i for i, line in enumerate(lines) if "-r requirements" in line)
+    assert venvs == 7  # deploy: test, deploy, auto-rollback; tests: lint, test, preview; rollback
+    sourced = subprocess.run(
+        ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sourced.stdout == f"pip=={version}"
+
+
 # --- pull request previews hold no production secrets -----------------------------------------
 
 
@@ -586,7 +658,7 @@ def test_pull_request_preview_holds_no_production_decryption_rights(
     job = wf[TESTS]["jobs"]["preview"]
     assert "environment" not in job
     assert job["env"]["PREVIEW_STACK"] != "production"
-    (preview,) = [s for s in uses(job, "pulumi/actions") if "with" in s]
+    (preview,) = [s for s in uses(job, "pulumi/actions") if "command" in s["with"]]
     assert preview["with"]["cloud-url"] == "file://${{ runner.temp }}/pulumi-state"
     create = step_named(job, "Create the throwaway preview stack")["run"]
     assert 'PULUMI_BACKEND_URL="file://${state}"' in create

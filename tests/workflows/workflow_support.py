@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 WORKFLOW_FILES = sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")])
+TOOLCHAIN_VERSIONS = ROOT / "tools" / "toolchain-versions.sh"
+
+
+def toolchain_versions() -> dict[str, str]:
+    """The `NAME=value` pins of tools/toolchain-versions.sh (the one place versions are set)."""
+    text = TOOLCHAIN_VERSIONS.read_text(encoding="utf-8")
+    return dict(re.findall(r"^([A-Z_]+)=(\S+)$", text, flags=re.MULTILINE))
 
 
 def load_workflow(path: Path) -> dict[str, Any]:
