@@ -13,12 +13,14 @@ files, or every `pulumi up` would rebuild.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
 import pulumi
 from pulumi_command import local
 
+from components.plan import tree_sha256
 from components.settings import ImageSettings
 
 PREPARE_TIMEOUT_S = 600
@@ -66,6 +68,9 @@ def run_prepare(command: tuple[str, ...], context: str, dockerfile: str) -> None
 # Run by `up` before the build: a docker login with the push credentials that fails naming the
 # registry (relative to the Pulumi project, where the engine runs local commands).
 PUSH_LOGIN_CHECK = "bash components/scripts/push-login-check.sh"
+# Run by `up` before the build, again when the tag or the context changes: refuses a tag that is
+# already in the registry, so a pushed tag never gets other content.
+TAG_GUARD = "bash components/scripts/tag-guard.sh"
 
 
 def digest_pinned(tagged_reference: str, repo_digest: str) -> str:
@@ -112,6 +117,17 @@ class AppImage(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             build_waits_for.append(self.push_login)
+        with_login = bool(push_user) and push_password is not None
+        guard_words = [settings.reference, *([push_user] if with_login and push_user else [])]
+        self.tag_guard = local.Command(
+            f"{name}-tag-guard",
+            create=f"{TAG_GUARD} {shlex.join(guard_words)}",
+            stdin=push_password if with_login else None,
+            # Again for a new tag, and for new sources under the same tag (which it refuses).
+            triggers=[settings.reference, tree_sha256(Path(settings.context))],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=build_waits_for),
+        )
+        build_waits_for = [self.tag_guard]
         registry = docker.RegistryArgs(
             server=settings.registry,
             username=push_user,

@@ -17,6 +17,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from tests.e2e.pulumi_output import changed_resources, changes_besides_script_copies
+from tests.e2e.test_rollback import rollback
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -137,6 +138,13 @@ def test_build_push_deploy_noop_source_change_and_rollback_by_tag(
     )
     preview = e2e.stack.preview()
     assert "app-build" in "\n".join(changed_resources(preview.stdout)), preview.stdout
+    # ... but never pushed under the tag that already served (issue 16, item 3).
+    refused = e2e.up(check=False)
+    assert refused.returncode != 0
+    assert f"REFUSED: {name}:{tag_a} is already in the registry" in refused.stdout, refused.stdout
+    assert "Pushing" not in refused.stdout
+    assert registry_digest(local_server, repository, tag_a) == digest_a
+    assert e2e.history_log() == history_after_a
     # ... and a new commit of it is built, pushed and deployed.
     e2e.set_tag(tag_b)
     e2e.up()
@@ -148,18 +156,20 @@ def test_build_push_deploy_noop_source_change_and_rollback_by_tag(
     status, body = http.get(e2e.target.health_url)
     assert status == 200 and '"build":"changed"' in body.replace(" ", ""), body
 
-    # 4. Roll back to the first tag: nothing is built or pushed, the old image serves.
-    e2e.stack.set_config("mcp:image.build", "false")
-    e2e.set_tag(tag_a)
-    proc = e2e.up()
-    changed = changed_resources(proc.stdout)
-    # The build resources leave the stack (deleting them deletes nothing in the registry).
-    assert not [entry for entry in changed if entry.startswith(("+", "~")) and "app-" in entry], (
-        proc.stdout
-    )
+    # 4. Roll back to the first tag with rollback.py: its digest that served, nothing built.
+    proc = rollback(e2e, "--image-tag", tag_a)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Pushing" not in proc.stdout
     assert e2e.served_version(http) == tag_a
-    assert e2e.stack.outputs()["image"] == f"{name}:{tag_a}"
+    assert e2e.stack.outputs()["image"] == f"{name}:{tag_a}@{digest_a}"
+    # The stack still says build: true, yet a plain up (today's sources) builds and pushes
+    # nothing: the pin holds the rollback's target.
+    assert e2e.stack.run("config", "get", "--path", "mcp:image.build").stdout.strip() == "true"
+    history_after_rollback = e2e.history_log()
+    proc = e2e.up()
+    assert "Pushing" not in proc.stdout
+    assert e2e.history_log() == history_after_rollback
+    assert e2e.served_version(http) == tag_a
     assert registry_digest(local_server, repository, tag_a) == digest_a
     assert registry_digest(local_server, repository, tag_b) == digest_b
     assert registry_digest(local_server, repository, "latest") == digest_b

@@ -182,7 +182,7 @@ def test_restore_config_runs_only_the_restore_step(run_program: Run, test_keys: 
 def test_slack_notification_posts_after_the_release_with_the_webhook_on_stdin(
     production: ProgramRun,
 ) -> None:
-    (post,) = production.of_type("command:local:Command")
+    (post,) = [c for c in production.of_type("command:local:Command") if "slack" in c.name]
     assert post.inputs["create"].startswith("curl ")
     assert "stdin" in post.secret_paths()
     assert (

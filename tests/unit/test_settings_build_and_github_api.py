@@ -66,7 +66,40 @@ def test_the_push_login_is_checked_before_the_build(
     assert login.inputs["environment"] == {"MCP_REGISTRY": "ghcr.io", "MCP_PUSH_USER": "feustey"}
     assert "stdin" in login.secret_paths()
     assert "push-token-value" not in login.inputs["create"]
-    assert run.depends_on("app-build", "app-push-login")
+    assert run.depends_on("app-tag-guard", "app-push-login")
+    assert run.depends_on("app-build", "app-tag-guard")
+
+
+def test_the_tag_is_checked_before_every_build_and_again_when_the_sources_change(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys, tmp_path: Path
+) -> None:
+    """A pushed tag is never pushed again with other content: the guard runs before the build,
+    again for a new tag and for new sources under the same tag (which it then refuses)."""
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    config = with_field(base_config(test_keys), "image", "context", str(context))
+    config = with_field(config, "image", "pushUser", "feustey")
+    config["registryPushPassword"] = "push-token-value"
+    guard = run_program(config).get("app-tag-guard")
+    assert guard.inputs["create"] == (
+        "bash components/scripts/tag-guard.sh ghcr.io/feustey/mcp:3f2c1ab feustey"
+    )
+    assert "stdin" in guard.secret_paths()
+    (context / "main.go").write_text("package main\n")
+    changed = run_program(config).get("app-tag-guard")
+    assert changed.inputs["triggers"][0] == guard.inputs["triggers"][0]
+    assert changed.inputs["triggers"][1] != guard.inputs["triggers"][1]
+
+
+def test_a_pinned_image_is_neither_built_nor_guarded(
+    run_program: Callable[..., ProgramRun], test_keys: TestKeys
+) -> None:
+    config = base_config(test_keys)
+    config["imagePin"] = f"{config['imageTag']}@sha256:{'c' * 64}"
+    run = run_program(config)
+    assert not run.of_type("docker:index/image:Image")
+    assert "app-tag-guard" not in run.registered
 
 
 def test_without_push_credentials_there_is_no_login_step(
