@@ -332,6 +332,15 @@ def main(argv: list[str]) -> int:
         print(f"[stack] updating {stack.stack_file.name}", file=sys.stderr)
         stack.ensure_in_backend()
     values = MachineValues.from_server_env(local_server_env())
+    pin = stack.run("config", "get", "mcp:imagePin", check=False).stdout.strip()
+    if pin and pin.split("@", 1)[0] != args.tag:
+        # The demo's --tag is an explicit new version: the last rollback's pin makes way.
+        print(
+            f"[stack] removing mcp:imagePin={pin} (set by rollback.py): --tag {args.tag} is "
+            "a new version",
+            file=sys.stderr,
+        )
+        stack.run("config", "rm", "mcp:imagePin")
     stack.set_machine_values(values, image_tag=args.tag)
     if args.build:
         image = build_mode_config(values.registry_user)["mcp:image"]
