@@ -113,9 +113,10 @@ def image_name(reference: str) -> str:
 
 
 def versions(entries: list[Entry]) -> list[Version]:
-    """Every version in the ledger, the newest first (by when it was first released). Status: `rolled back from` or `failed`
-    once any line says so (a version that was rolled back from is never "good" again, even if
-    an automatic rollback later started it once more), else `healthy` when it served."""
+    """Every version in the ledger, the newest first (by when it was first released).
+    Status: `rolled back from` or `failed` once any line says so (a version that was rolled
+    back from is never "good" again, even if an automatic rollback later started it once
+    more), else `healthy` when it served."""
     grouped: dict[str, list[Entry]] = {}
     for entry in entries:
         grouped.setdefault(entry.key, []).append(entry)
