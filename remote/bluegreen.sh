@@ -9,7 +9,7 @@
 #   colours     compose projects <project>-blue and <project>-green from the same compose file,
 #               each publishing the app on 127.0.0.1:<colour port> (exported as MCP_HTTP_PORT,
 #               which the compose file must use); ./data bind mounts are shared by both.
-#   live colour <deploy-dir>/.deploy/live-colour
+#   live colour <deploy-dir>/.deploy/live-colour (+ live-colour.next during a switch; lib/proxy.sh)
 #
 # A release: start the idle colour beside the live one -> health-check it directly on its own
 # port -> only then point the proxy at it (Caddy's POST /load: graceful, the listener is kept,
@@ -36,7 +36,7 @@ readonly BG_USAGE="  --strategy NAME         recreate (default: stop, then start
 BG_PATH="" BG_BASE_PROJECT="" BG_PROXY_NAME="" BG_PROXY_DIR="" BG_LIVE_FILE=""
 BG_ERROR=""
 declare -A BG_PORT=()
-BG_INSTALLED=() BG_SAVED="" BG_OLD=""
+BG_INSTALLED=() BG_SAVED="" BG_OLD="" BG_STARTED_AT="" BG_MOVED=0
 
 # bg_register_options: add the strategy options to the caller's OPT_VARS.
 bg_register_options() {
@@ -96,6 +96,7 @@ bg_init() {
     BG_BASE_PROJECT=$PROJECT
     BG_PROXY_NAME="$PROJECT-proxy"
     BG_PROXY_DIR="$DEPLOY_DIR/.deploy/proxy"
+    # shellcheck disable=SC2034 # used by lib/proxy.sh
     BG_LIVE_FILE="$DEPLOY_DIR/.deploy/live-colour"
 }
 
@@ -157,134 +158,7 @@ bg_check_compose() {
     return 0
 }
 
-# ---------------------------------------------------------------- proxy
-
-# bg_ensure_proxy_image: pull --proxy-image unless present (uses deploy.sh's registry login).
-bg_ensure_proxy_image() {
-    if docker image inspect "$PROXY_IMAGE" >/dev/null 2>&1; then
-        return 0
-    fi
-    log "pulling the proxy image $PROXY_IMAGE"
-    run_logged docker pull "$PROXY_IMAGE" </dev/null
-}
-
-# bg_write_config UPSTREAM_PORT: the proxy's whole config, written atomically. It listens on
-# fd 3: the socket of --proxy-listen, bound once by the image's launcher (proxy/launcher), so
-# that a reload never opens a second socket (no connection reset or refused during a switch).
-bg_write_config() {
-    local port=$1 tmp
-    mkdir -p -- "$BG_PROXY_DIR" || return 1
-    tmp=$(mktemp "$BG_PROXY_DIR/caddy.json.XXXXXX") || return 1
-    cat >"$tmp" <<JSON
-{
-  "admin": {"listen": "unix//config/admin.sock"},
-  "logging": {"logs": {"default": {"level": "WARN"}}},
-  "apps": {
-    "http": {
-      "grace_period": "30s",
-      "servers": {
-        "mcp": {
-          "listen": ["fd/3"],
-          "automatic_https": {"disable": true},
-          "routes": [{
-            "handle": [{
-              "handler": "reverse_proxy",
-              "upstreams": [{"dial": "127.0.0.1:$port"}],
-              "load_balancing": {"try_duration": "5s", "try_interval": "250ms"}
-            }]
-          }]
-        }
-      }
-    }
-  }
-}
-JSON
-    chmod 600 -- "$tmp" && mv -f -- "$tmp" "$BG_PROXY_DIR/caddy.json"
-}
-
-# bg_admin PATH [CURL ARGS...]: a request to the proxy's admin API (unix socket).
-bg_admin() {
-    local path=$1
-    shift
-    curl -fsS --max-time 60 --unix-socket "$BG_PROXY_DIR/admin.sock" "$@" "http://localhost$path" </dev/null
-}
-
-bg_proxy_state() {
-    docker inspect -f '{{.State.Running}} {{.Config.Image}} {{index .Config.Labels "mcp.proxy.listen"}}' "$BG_PROXY_NAME" 2>/dev/null ||
-        printf 'absent - -'
-}
-
-# bg_proxy_start: (re)create the proxy container from caddy.json and wait until it answers.
-# When the project still runs with --strategy recreate (it holds the public port), it is
-# stopped first: the one switch from recreate to blue-green has a gap of a few seconds.
-bg_proxy_start() {
-    local cids i
-    # --all: v2's `ps` lists running containers only, and a stopped one is still the
-    # project's (with `restart: always` it comes back on a daemon restart, on the public port).
-    cids=$(MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" ps --all -q 2>/dev/null </dev/null || true)
-    if [[ -n $cids ]]; then
-        log "switching from --strategy recreate: stopping project $PROJECT, which holds the public port (short gap)"
-        MCP_IMAGE=${MCP_IMAGE:-$(env_image "$DEPLOY_DIR")} run_logged compose_cmd "$DEPLOY_DIR/$COMPOSE_FILE" down --remove-orphans </dev/null ||
-            log "WARNING: compose down of $PROJECT failed"
-    fi
-    docker rm -f "$BG_PROXY_NAME" >/dev/null 2>&1 || true
-    rm -f -- "$BG_PROXY_DIR/admin.sock"
-    log "starting the proxy: docker run --name $BG_PROXY_NAME --network host $PROXY_IMAGE (listening on $PROXY_LISTEN)"
-    if ! run_logged docker run -d --name "$BG_PROXY_NAME" --restart unless-stopped --network host \
-        --user "$MCP_UID:$MCP_GID" --label "mcp.deploy.project=$BG_BASE_PROJECT" \
-        --label "mcp.deploy.role=proxy" --label "mcp.proxy.listen=$PROXY_LISTEN" \
-        -e "MCP_PROXY_LISTEN=$PROXY_LISTEN" -e XDG_CONFIG_HOME=/config -e XDG_DATA_HOME=/config \
-        -v "$BG_PROXY_DIR:/config" "$PROXY_IMAGE" run --config /config/caddy.json </dev/null; then
-        BG_ERROR="docker run of the proxy $PROXY_IMAGE failed"
-        return 1
-    fi
-    for ((i = 0; i < 100; i++)); do
-        if bg_admin /config/ -o /dev/null 2>/dev/null; then
-            return 0
-        fi
-        if [[ $(bg_proxy_state) != true* ]]; then
-            break
-        fi
-        sleep 0.2
-    done
-    BG_ERROR="the proxy did not come up (docker logs $BG_PROXY_NAME)"
-    run_logged docker logs --tail 20 "$BG_PROXY_NAME" </dev/null || true
-    return 1
-}
-
-# bg_point_proxy COLOUR: send all new requests to COLOUR. Graceful: Caddy keeps its listener
-# and lets in-flight requests finish on the old upstream. Starts the proxy if needed (a
-# different --proxy-image replaces the container: a sub-second gap). Sets BG_ERROR.
-bg_point_proxy() {
-    local colour=$1 state out
-    BG_ERROR=""
-    bg_write_config "${BG_PORT[$colour]}" || {
-        BG_ERROR="cannot write $BG_PROXY_DIR/caddy.json"
-        return 1
-    }
-    state=$(bg_proxy_state)
-    if [[ $state == "true $PROXY_IMAGE $PROXY_LISTEN" ]]; then
-        log "switching the proxy to $colour (127.0.0.1:${BG_PORT[$colour]}): POST /load to $BG_PROXY_DIR/admin.sock"
-        if ! out=$(bg_admin /load -H 'Content-Type: application/json' --data-binary "@$BG_PROXY_DIR/caddy.json" 2>&1); then
-            BG_ERROR="the proxy refused the new config: ${out:0:500}"
-            return 1
-        fi
-        return 0
-    fi
-    [[ $state == absent* ]] || log "the proxy container is not running $PROXY_IMAGE on $PROXY_LISTEN (running image listen: $state): replacing it"
-    bg_proxy_start
-}
-
-# bg_switch COLOUR: point the proxy at COLOUR and check the public health URL through it.
-bg_switch() {
-    local colour=$1 reason
-    bg_point_proxy "$colour" || return 1
-    if ! reason=$(health_check "$HEALTH_URL" 5 15); then
-        BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $reason"
-        return 1
-    fi
-    return 0
-}
+# The proxy (container, config, switch, live-colour record): lib/proxy.sh.
 
 # bg_stop_colour COLOUR FILE: compose down that colour (volumes kept). Never fatal.
 bg_stop_colour() {
@@ -339,7 +213,7 @@ bg_retire() {
 # it. Does nothing when no colour is live, unless "force" is given.
 bg_teardown() {
     local colour file="$DEPLOY_DIR/$COMPOSE_FILE"
-    [[ -n $(live_colour "$DEPLOY_DIR") || ${1:-} == force ]] || return 0
+    [[ -n $(live_colour "$DEPLOY_DIR") || ${1:-} == force ]] || docker inspect "$PROJECT-proxy" >/dev/null 2>&1 || return 0
     log "switching from --strategy blue-green to recreate: stopping the proxy and both colours (short gap)"
     docker rm -f "$PROJECT-proxy" >/dev/null 2>&1 || true
     for colour in blue green; do
@@ -347,7 +221,7 @@ bg_teardown() {
             MCP_IMAGE=${MCP_IMAGE:-mcp-image-not-set:none} PROJECT="$PROJECT-$colour" run_logged compose_cmd "$file" down --remove-orphans --timeout 10 </dev/null || true
         fi
     done
-    rm -f -- "$DEPLOY_DIR/.deploy/live-colour"
+    rm -f -- "$DEPLOY_DIR/.deploy/live-colour" "$DEPLOY_DIR/.deploy/live-colour.next"
 }
 
 # ---------------------------------------------------------------- release
@@ -381,6 +255,7 @@ bg_release() {
         bg_release_failed "$live" "$new" "$BG_ERROR"
     fi
     log "starting $IMAGE as colour $new ($(MCP_IMAGE=$IMAGE bg_in_colour "$new" compose_hint "$LIVE") up -d, MCP_HTTP_PORT=${BG_PORT[$new]}) beside ${live:-nothing}"
+    BG_STARTED_AT=$(date +%s)
     if ! MCP_IMAGE=$IMAGE bg_in_colour "$new" run_logged compose_cmd "$LIVE" up -d --remove-orphans </dev/null; then
         MCP_IMAGE=$IMAGE bg_in_colour "$new" show_service_logs "$LIVE"
         bg_release_failed "$live" "$new" "compose up failed"
@@ -391,10 +266,8 @@ bg_release() {
     if ! body=$(MCP_IMAGE=$IMAGE bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$LIVE"); then
         bg_release_failed "$live" "$new" "$body"
     fi
-    if ! bg_switch "$new"; then
-        bg_switch_failed "$live" "$new"
-    fi
-    printf '%s\n' "$new" >"$BG_LIVE_FILE"
+    bg_switch "$new" || bg_switch_failed "$live" "$new" "$?"
+    bg_record_live "$new" || true # on failure the intent stays: the next run reconciles
     set_env_image "$DEPLOY_DIR" "$IMAGE" || log "WARNING: could not update $DEPLOY_DIR/.env"
     log "traffic moved to colour $new ($IMAGE)"
     rm -rf -- "$saved"
@@ -417,28 +290,69 @@ bg_put_back_files() {
     done
 }
 
-# bg_release_failed LIVE NEW REASON: the new colour never received traffic; stop it, put
-# the previous files back, exit 10.
+# bg_release_failed LIVE NEW REASON: the new colour failed; stop it, put the previous files
+# back, exit 10. Its writes to the shared data are kept (remote/README.md "Strategies"): then
+# the last line says so instead of "ROLLED BACK", and names the backup holding the data as it was.
 bg_release_failed() {
-    local live=$1 new=$2 reason=$3
-    log "FAILED: $IMAGE (colour $new) is unhealthy ($reason); it never received traffic"
+    local live=$1 new=$2 reason=$3 note head traffic
+    log "FAILED: $IMAGE (colour $new) is unhealthy ($reason)$( ((BG_MOVED)) || printf '; it never received traffic')"
     ledger_append "$DEPLOY_DIR" failed "$IMAGE" release "$reason" "$BACKUP_ID"
     bg_put_back_files
+    # Before it is stopped: which data it had mounted (docker inspect).
+    if note=$(bg_data_note "$new"); then head="ROLLED BACK${live:+ without downtime}"; else head="No downtime, but the DATA is NOT rolled back"; fi
     # It receives no traffic: stopping it need not delay the answer.
     MCP_IMAGE=$IMAGE bg_detach "stopping the failed colour $new" bg_stop_colour "$new" "$STAGED/$COMPOSE_FILE"
-    if [[ -n $live ]]; then
-        log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK without downtime: the previous version ${PREVIOUS_IMAGE:-?} (colour $live) kept serving; no traffic moved. The failed colour $new is being stopped. Investigate: the log lines above, or docker run --rm $IMAGE"
-    else
-        log "FAILED: $IMAGE was unhealthy ($reason). ROLLED BACK: nothing was serving in blue-green before this release, and nothing was switched; no traffic moved. ${PREVIOUS_IMAGE:+The previous version $PREVIOUS_IMAGE kept serving. }Investigate: the log lines above, or docker run --rm $IMAGE"
+    traffic="the previous version ${PREVIOUS_IMAGE:-?} (colour $live) kept serving; no traffic moved"
+    if ((BG_MOVED)); then
+        head=${head/No downtime,/Traffic restored,} head=${head/ without downtime/}
+        traffic="the proxy was pointed back at the previous version ${PREVIOUS_IMAGE:-?} (colour $live), which serves again (requests went to colour $new until then)"
     fi
+    [[ -n $live ]] || traffic="nothing was serving in blue-green before this release, and nothing was switched; no traffic moved${PREVIOUS_IMAGE:+; the previous version $PREVIOUS_IMAGE kept serving}"
+    log "FAILED: $IMAGE was unhealthy ($reason). $head: $traffic; $note. The failed colour $new is being stopped. Investigate: the log lines above, or docker run --rm $IMAGE"
     exit "$E_ROLLED_BACK"
 }
 
-# bg_switch_failed LIVE NEW: the proxy could not be switched to NEW; point it back at LIVE.
+# bg_data_note NEW: what the failed colour NEW may have changed in the shared data (its
+# read-write mounts, files changed since it started) and which backup holds the data as it
+# was. Fails (status 1) when it may have written there.
+# shellcheck disable=SC2153 # BACKUP_DIR, ATTEMPTS... are release.sh's globals
+bg_data_note() {
+    local cids="" mounts type src dest list="" changed="" secs
+    [[ -z $BG_STARTED_AT ]] || cids=$(docker ps -aq --filter "label=com.docker.compose.project=$BG_BASE_PROJECT-$1" 2>/dev/null </dev/null) || true
+    if [[ -z ${cids:-} ]]; then
+        printf 'the data was not touched: the failed colour %s never started' "$1"
+        return 0
+    fi
+    # shellcheck disable=SC2086 # one container id per word
+    mounts=$(docker inspect -f '{{range .Mounts}}{{if .RW}}{{.Type}}|{{if .Name}}{{.Name}}{{else}}{{.Source}}{{end}}|{{.Destination}}{{println}}{{end}}{{end}}' $cids 2>/dev/null </dev/null | sort -u)
+    while IFS='|' read -r type src dest; do
+        [[ -n $type ]] || continue
+        if [[ $type == bind ]]; then
+            changed+=$(timeout 5 find "$src" -xdev -type f -newermt "@$BG_STARTED_AT" 2>/dev/null </dev/null | head -n 5 | sed "s|^$DEPLOY_DIR/|./|" | tr '\n' ' ')
+            [[ $src != "$DEPLOY_DIR"/* ]] || src=./${src#"$DEPLOY_DIR"/}
+        fi
+        list+="${list:+, }$type $src -> $dest"
+    done <<<"$mounts"
+    [[ -n $list ]] || { printf 'the data was not touched: the failed colour %s had no writable mount' "$1" && return 0; }
+    secs=$(($(date +%s) - BG_STARTED_AT))
+    printf 'but the failed colour %s ran for %ss with the shared data mounted read-write (%s) and whatever it wrote there is KEPT%s. ' \
+        "$1" "$secs" "$list" "${changed:+ (files changed since it started, by either colour: ${changed% })}"
+    if [[ -z $BACKUP_ID ]]; then
+        printf 'No backup holds the data as it was: this release took none (no --backup-dir)'
+        return 1
+    fi
+    printf 'Backup %s, taken right before it started, holds the data as it was; restoring it also drops what the live colour wrote since: %s' "$BACKUP_ID" \
+        "$DEPLOY_DIR/.deploy/bin/restore.sh --deploy-dir $DEPLOY_DIR --backup-dir $BACKUP_DIR --backup $BACKUP_ID --compose-file $COMPOSE_FILE --service $SERVICE --project $PROJECT --health-url $HEALTH_URL --attempts $ATTEMPTS --timeout $TIMEOUT${HEALTH_STATUS:+ --health-status $HEALTH_STATUS} --strategy blue-green --proxy-image $PROXY_IMAGE --proxy-listen $PROXY_LISTEN --colour-ports $COLOUR_PORTS (or: python rollback.py --stack <stack> --backup $BACKUP_ID)"
+    return 1
+}
+
+# bg_switch_failed LIVE NEW STATUS: the proxy could not be switched to NEW (bg_switch's
+# STATUS: 2 = the proxy was not touched); point it back at LIVE.
 bg_switch_failed() {
     local live=$1 new=$2 why=$BG_ERROR
     log "the switch to colour $new failed: $why"
-    if [[ -z $live ]] || bg_point_proxy "$live"; then
+    [[ $3 == 2 ]] || BG_MOVED=1
+    if [[ -z $live || $3 == 2 ]] || bg_point_back "$live"; then
         bg_release_failed "$live" "$new" "switch failed: $why"
     fi
     log "ACT NOW: the switch to colour $new ($IMAGE) failed ($why) AND pointing the proxy back at colour $live failed: $BG_ERROR. Check: docker logs $BG_PROXY_NAME; $BG_PROXY_DIR/caddy.json"
@@ -502,12 +416,12 @@ bg_restore() {
             bg_restore_failed "$backup_id" "$archive" "$live" "$new" "restored version $image is unhealthy: $reason"
         if ! bg_switch "$new"; then
             err=$BG_ERROR
-            if [[ -n $live ]] && ! bg_point_proxy "$live"; then
+            if [[ -n $live ]] && ! bg_point_back "$live"; then
                 die "$E_ROLLBACK_FAILED" "ACT NOW: restore of $backup_id: the switch to colour $new failed ($err) AND pointing the proxy back at colour $live failed: $BG_ERROR"
             fi
             bg_restore_failed "$backup_id" "$archive" "$live" "$new" "switch failed: $err"
         fi
-        printf '%s\n' "$new" >"$BG_LIVE_FILE"
+        bg_record_live "$new" || true # on failure the intent stays: the next run reconciles
         set_env_image "$DEPLOY_DIR" "$image" || log "WARNING: could not update $DEPLOY_DIR/.env"
         log "traffic moved to colour $new ($image)"
         bg_retire "$live" "$file"

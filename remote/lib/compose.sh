@@ -80,11 +80,15 @@ service_container() {
 }
 
 # live_colour DEPLOY_DIR: the blue-green colour serving traffic, read from
-# <deploy-dir>/.deploy/live-colour ("" when the deploy dir is not run blue-green).
+# <deploy-dir>/.deploy/live-colour ("" when the deploy dir is not run blue-green). Cheap: only
+# when a switch was interrupted (live-colour.next is left) is the proxy asked (lib/proxy.sh).
 live_colour() {
     local colour=""
     if [[ -f $1/.deploy/live-colour ]]; then
         colour=$(head -n 1 -- "$1/.deploy/live-colour" 2>/dev/null || true)
+    fi
+    if [[ -f $1/.deploy/live-colour.next ]]; then
+        colour=$(live_intent_colour "$1" "$colour")
     fi
     if [[ $colour == blue || $colour == green ]]; then
         printf '%s' "$colour"
