@@ -54,8 +54,8 @@ stdout: {\"image\": \"REF\", \"health\": \"<body>\", \"backup_id\": \"ID\", \"pr
 --check: validate the arguments only (same rules as a run; not the server's dirs, tools or
 stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/file/tool (or nothing staged), 4 locked,
-5 not enough disk space for the backup, 6 backup could not be written or verified (nothing
-was switched), 8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
+5 not enough disk space for the backup or for its rollback, 6 backup could not be written or
+verified (nothing was switched), 8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
 11 unhealthy and the rollback failed too (act now), 13 unhealthy, no rollback requested."
 
 DEPLOY_DIR="" COMPOSE_FILE="" SERVICE="" HEALTH_URL="" ATTEMPTS="" TIMEOUT="" ENV_FILE=""
@@ -141,6 +141,11 @@ if [[ -n $BACKUP_DIR ]]; then
         die "$E_BACKUP" "the backup $ARCHIVE is corrupt ($verify_error): refusing to switch to $IMAGE without a rollback it can restore. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs. Check the disk ($BACKUP_DIR), then retry."
     fi
     log "backup $BACKUP_ID verified: a failure of this release rolls back to it"
+    # The recreate rollback extracts the archive under DIR/.deploy/ (DIR's file system, not
+    # the backup dir's): refuse now, before anything is switched, when it could not fit.
+    if [[ $STRATEGY == recreate ]] && ! space_error=$(restore_space_check "$ARCHIVE"); then
+        die "$E_SPACE" "not enough disk space for a rollback: $space_error. Refusing to switch to $IMAGE: if it failed, its rollback (extracting backup $BACKUP_ID under $DEPLOY_DIR/.deploy/) could not be written. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs (backup $BACKUP_ID is kept). Free space on the file system of $DEPLOY_DIR (e.g. docker image prune, or large files in $DEPLOY_DIR), then retry."
+    fi
 else
     PREVIOUS_IMAGE=$(running_image "$DEPLOY_DIR" "$LIVE")
     log "no --backup-dir: this release takes no backup, and a failure will not be rolled back"

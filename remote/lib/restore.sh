@@ -102,6 +102,36 @@ drop_replaced() {
     return 0
 }
 
+# restore_space_check ARCHIVE: DEPLOY_DIR's file system can hold ARCHIVE extracted (what
+# restore_archive writes under DEPLOY_DIR/.deploy/ before it swaps anything) with MIN_FREE_MB
+# to spare. The backup's own check (take_backup) measures BACKUP_DIR, which may be another file
+# system, and not the uncompressed copy. Returns 0, or prints why not (stdout) and returns 1:
+#   if ! err=$(restore_space_check "$archive"); then ... "$err"; fi
+# shellcheck disable=SC2153 # DEPLOY_DIR and MIN_FREE_MB are the caller's globals
+restore_space_check() {
+    local archive=$1 size_kb free_kb need_kb
+    # Each member's size rounded up to a 4 KiB block, a block per directory (about what it
+    # takes on disk); GNU tar -tv: "MODE OWNER/GROUP SIZE DATE TIME NAME".
+    size_kb=$(tar -tvzf "$archive" 2>/dev/null |
+        awk '{ kb += int(($3 + 4095) / 4096) * 4 } /^d/ { kb += 4 } END { print kb + 0 }') || size_kb=""
+    free_kb=$(df -Pk -- "$DEPLOY_DIR/.deploy" 2>/dev/null | awk 'NR==2 {print $4}') || free_kb=""
+    if [[ ! $size_kb =~ ^[0-9]+$ ]]; then
+        printf 'could not measure the uncompressed size of %s (tar -tvzf failed)' "$archive"
+        return 1
+    fi
+    if [[ ! $free_kb =~ ^[0-9]+$ ]]; then
+        printf 'could not measure the free space in %s (df failed)' "$DEPLOY_DIR"
+        return 1
+    fi
+    need_kb=$((size_kb + MIN_FREE_MB * 1024))
+    if ((free_kb < need_kb)); then
+        printf '%s MB free in %s, a rollback needs %s MB (the backup extracted: %s MB, + --min-free-mb %s)' \
+            "$((free_kb / 1024))" "$DEPLOY_DIR" "$(((need_kb + 1023) / 1024))" "$(((size_kb + 1023) / 1024))" "$MIN_FREE_MB"
+        return 1
+    fi
+    log "disk space ok for a rollback: $((free_kb / 1024)) MB free in $DEPLOY_DIR, need $(((need_kb + 1023) / 1024)) MB (the backup extracted + --min-free-mb $MIN_FREE_MB)"
+}
+
 # restore_archive ARCHIVE: the shared restore (used by release.sh and restore.sh).
 # Needs DEPLOY_DIR, COMPOSE_FILE, SERVICE, PROJECT, COMPOSE, HEALTH_URL, ATTEMPTS, TIMEOUT.
 #   verify archive -> extract to a temp dir under <deploy-dir>/.deploy -> compose down the
