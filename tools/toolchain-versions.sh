@@ -18,3 +18,13 @@ GITHUB_PLUGIN_VERSION=6.15.0
 GO_VERSION=1.26.8
 # shellcheck disable=SC2034
 PIP_VERSION=26.3
+
+# The workflow runner that runs .github/workflows/ here (tests/workflows/test_act_*.py):
+# act from its Go module, and pulumi/actions built with npm from ../shared/vendor/actions at the
+# commit the workflows pin (tools/build-act.sh).
+# shellcheck disable=SC2034
+ACT_VERSION=0.2.89
+# shellcheck disable=SC2034
+PULUMI_ACTIONS_VERSION=6.6.1
+# shellcheck disable=SC2034
+PULUMI_ACTIONS_COMMIT=8582a9e8cc630786854029b4e09281acd6794b58
