@@ -9,11 +9,9 @@ value fails `pulumi preview` and nothing reaches the server.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,51 +20,13 @@ import pulumi
 
 from components import config_keys
 
-NAMESPACE = "mcp"
+# The value checks live with the keys, in their rows (components/config_keys.py); the patterns
+# rollback.py applies to its arguments are named here too.
+from components.config_keys import ACTOR_PATTERN as ACTOR_PATTERN
+from components.config_keys import BACKUP_ID_PATTERN as BACKUP_ID_PATTERN
+from components.config_keys import DIGEST_PATTERN, IMAGE_TAG_PATTERN, LISTEN_PATTERN, valid_url
 
-# Every pattern is anchored with `\Z`, never `$` (which also matches before a trailing newline,
-# so `v2\n` would pass), and every check uses `fullmatch`.
-#
-# The values below reach the remote scripts as arguments. Each rule mirrors, once, the check
-# the scripts make (remote/lib.sh, function named in the comment) or is stricter, so that a value
-# the server would refuse is refused here first, by `pulumi preview`, before anything runs.
-IMAGE_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")  # IMAGE_RE's tag
-REPOSITORY_PATTERN = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+\Z"
-)  # IMAGE_RE's path
-REGISTRY_PATTERN = re.compile(r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?\Z")  # check_registry
-REGISTRY_USER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}\Z")  # check_user
-HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
-USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
-SERVICE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # check_name
-COMPOSE_PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")  # check_project
-# check_filename: no leading '-' (it would read as an option), no '..', not '.'.
-FILE_NAME_PATTERN = re.compile(r"^(?!.*\.\.)(?!\.\Z)[A-Za-z0-9._][A-Za-z0-9._-]{0,254}\Z")
-# Names the scripts use themselves in <deployDir> and its staging dir: .env holds MCP_IMAGE,
-# .deploy/staged/IMAGE the staged image (deploy.sh and release.sh refuse them as --env-file).
-RESERVED_FILE_NAMES = (".env", "IMAGE")
-BACKUP_ID_PATTERN = re.compile(r"^(?:[0-9]{8}_[0-9]{6}|latest)\Z")  # check_backup_id
-DIGEST_PATTERN = re.compile(r"^sha256:[a-f0-9]{64}\Z")  # IMAGE_RE's digest
-ACTOR_PATTERN = re.compile(r"^[A-Za-z0-9][\]\[A-Za-z0-9 ._@+:/#()-]{0,199}\Z")  # ACTOR_RE
-# check_dir (absolute, no '..') + "must not be /": here also no '//' and no '.' part, so that
-# one directory has one spelling (backup.sh compares the two paths as strings).
-ABSOLUTE_DIR_PATTERN = re.compile(r"^(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]+)+/?\Z")
-# check_url's characters, without the shell-special ones (; & ( ) are allowed by the scripts
-# but not here), and a host name or [IPv6] address with an optional port.
-URL_PATTERN = re.compile(
-    r"^https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\])"
-    r"(?::([0-9]{1,5}))?(?:[/?#][A-Za-z0-9._~:/?#@!*+,=%\[\]-]*)?\Z"
-)
-MAX_SCRIPT_INT = 999_999  # check_posint / check_nonneg_int accept up to six digits
-# No user:password@ part: the value becomes a (non-secret) repository variable.
-PULUMI_BACKEND_URL_PATTERN = re.compile(r"^(?:s3|azblob|gs|file)://[A-Za-z0-9._~/?=&%,+-]+\Z")
-HOST_KEY_TYPES = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "ssh-rsa",
-)
+NAMESPACE = "mcp"
 
 
 class ConfigError(pulumi.RunError):
@@ -88,6 +48,10 @@ class ConfigSource(Protocol):
 
     def is_secret(self, key: str) -> bool: ...
 
+    def names(self) -> Iterable[str]:
+        """Every key set (without the namespace), known or not: unknown ones are refused."""
+        ...
+
 
 class PulumiConfigSource:
     """Reads `mcp:*` keys from the current Pulumi stack."""
@@ -101,6 +65,11 @@ class PulumiConfigSource:
 
     def is_secret(self, key: str) -> bool:
         return pulumi.runtime.is_config_secret(f"{self._namespace}:{key}")
+
+    def names(self) -> Iterable[str]:
+        prefix = f"{self._namespace}:"
+        config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+        return [key.removeprefix(prefix) for key in config if key.startswith(prefix)]
 
 
 class MappingConfigSource:
@@ -118,6 +87,9 @@ class MappingConfigSource:
 
     def is_secret(self, key: str) -> bool:
         return key in self._secret_keys
+
+    def names(self) -> Iterable[str]:
+        return self._values.keys()
 
 
 # --------------------------------------------------------------------------- typed settings
@@ -148,12 +120,6 @@ class PathSettings:
         return f"{self.deploy_dir}/.deploy/staged"
 
 
-STRATEGIES = ("recreate", "blue-green")
-PROXY_IMAGE_PATTERN = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})\Z"
-)  # check_image (valid_image): a tag or a digest is required
-LISTEN_PATTERN = re.compile(r"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3})?:([0-9]{1,5})\Z")
 # bg_validate's health URL: plain http, a host, an optional port, then nothing or a /path.
 BLUE_GREEN_HEALTH_URL_PATTERN = re.compile(
     r"^http://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::([0-9]{1,5}))?(?:/\S*)?\Z"
@@ -328,30 +294,30 @@ class _Reader:
             return default
         return obj[field]
 
-    def string(
-        self, value: Any, key: str, pattern: re.Pattern[str] | Callable[[str], bool], expected: str
-    ) -> str:
+    def string(self, value: Any, key: str) -> str:
+        """`value` as text ("" for None), checked by the row's check, refused with its rule."""
         if value is None:
             return ""
-        text = str(value)
-        if isinstance(pattern, re.Pattern):
-            ok = pattern.fullmatch(text) is not None
+        text, row = str(value), self.row(key)
+        if isinstance(row.check, re.Pattern):
+            ok = row.check.fullmatch(text) is not None
         else:
-            ok = pattern(text)
+            ok = row.check is None or row.check(text)
         if not ok:
-            self.problem(key, f"{expected}, got {text!r}")
+            self.problem(key, f"{row.rule}, got {text!r}")
         return text
 
-    def text(
-        self, name: str, pattern: re.Pattern[str] | Callable[[str], bool], expected: str
-    ) -> str:
-        return self.string(self.read(name), name, pattern, expected)
+    def text(self, name: str, *, default: Any = _FROM_ROW) -> str:
+        return self.string(self.read(name, default=default), name)
 
-    def optional_text(
-        self, name: str, pattern: re.Pattern[str] | Callable[[str], bool], expected: str
-    ) -> str | None:
+    def optional_text(self, name: str) -> str | None:
         value = self.read(name)
-        return None if value is None else self.string(value, name, pattern, expected)
+        return None if value is None else self.string(value, name)
+
+    def top(self, key: str) -> str | None:
+        """The raw value of a top-level (non-object) key."""
+        self.row(key)
+        return self.source.get(key)
 
     def integer(self, name: str) -> int:
         row, value = self.row(name), self.read(name)
@@ -390,48 +356,47 @@ class _Reader:
             )
         return pulumi.Output.secret(raw)
 
+    def unknown_keys(self) -> list[str]:
+        """A problem for each key set, or field of an object read, that has no row: a misspelt
+        key would otherwise be ignored (and its default used), naming the closest row."""
+        problems = []
+        for name in sorted(self.source.names()):
+            row = config_keys.BY_NAME.get(name)
+            if row is None:  # compared with the fields too: `healthUrl` means `app.healthUrl`
+                top_level = [key.name for key in config_keys.KEYS if key.object is None]
+                problems.append(_unknown(name, top_level, list(config_keys.BY_NAME)))
+            elif row.object is not None:
+                problems.append(
+                    f"{NAMESPACE}:{name}: is a field of {NAMESPACE}:{row.object}, not a key of "
+                    f"its own. Fix: pulumi config rm {NAMESPACE}:{name} && pulumi config set "
+                    f"--path '{NAMESPACE}:{name}' ...  (Example: {row.example})"
+                )
+        for obj, value in self._objects.items():
+            fields = [key.name.split(".", 1)[1] for key in config_keys.KEYS if key.object == obj]
+            problems += [
+                _unknown(field, fields, fields, obj) for field in value or {} if field not in fields
+            ]
+        return problems
 
-def _valid_host_key(text: str) -> bool:
-    parts = text.split()
-    if len(parts) != 2 or parts[0] not in HOST_KEY_TYPES:
-        return False
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except ValueError:
-        return False
-    # The key blob starts with its own type name, length-prefixed.
-    name_length = int.from_bytes(blob[:4], "big")
-    return blob[4 : 4 + name_length].decode("ascii", "replace") == parts[0]
+
+def _unknown(name: str, listed: list[str], candidates: list[str], obj: str = "") -> str:
+    """The problem of a key (or field of `obj`) that has no row, naming the closest candidate,
+    or when none is close, listing the known ones."""
+    prefix = f"{NAMESPACE}:{obj}." if obj else f"{NAMESPACE}:"
+    meant = config_keys.closest(name, candidates)
+    if meant is None:
+        known = ", ".join(prefix + key for key in listed)
+        return f"{prefix}{name}: is not a known key (a misspelling?); the known ones: {known}"
+    example = config_keys.key(f"{obj}.{meant}" if obj else meant).example
+    return (
+        f"{prefix}{name}: is not a known key (a misspelling?); did you mean {prefix}{meant}? "
+        f"Example: {example}"
+    )
 
 
 def _valid_private_key(text: str) -> bool:
     stripped = text.strip()
     return stripped.startswith("-----BEGIN ") and "PRIVATE KEY-----" in stripped.splitlines()[0]
-
-
-FILE_NAME_RULE = (
-    "must be a plain file name (letters, digits, '.', '_', '-'; not starting with '-', "
-    f"no '..', not {' or '.join(RESERVED_FILE_NAMES)}: the deploy scripts use those)"
-)
-
-
-def _file_name(text: str) -> bool:
-    return FILE_NAME_PATTERN.fullmatch(text) is not None and text not in RESERVED_FILE_NAMES
-
-
-def _url(text: str) -> bool:
-    match = URL_PATTERN.fullmatch(text)
-    return match is not None and (match.group(1) is None or 1 <= int(match.group(1)) <= 65535)
-
-
-def _pre_backup_command(text: str) -> bool:
-    """What remote/lib.sh consistency_validate accepts: one line, words that split."""
-    if not text.strip() or "\n" in text or len(text) > 2000:
-        return False
-    try:
-        return bool(shlex.split(text))
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -508,30 +473,17 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
                 "https://hooks.slack.com/services/<team>/<channel>/<token>",
             )
 
-    restore_raw = reader.source.get("restoreBackup")
-    reader.row("restoreBackup")
-    restore_backup = None
-    if restore_raw:
-        restore_backup = reader.string(
-            restore_raw,
-            "restoreBackup",
-            BACKUP_ID_PATTERN,
-            "must be a backup timestamp YYYYMMDD_HHMMSS or 'latest'",
-        )
+    restore_raw = reader.top("restoreBackup")
+    restore_backup = reader.string(restore_raw, "restoreBackup") if restore_raw else None
 
     reader.object("release")
     release = ReleaseInfo(
-        author=reader.text(
-            "release.author",
-            ACTOR_PATTERN,
-            "must be 1-200 letters, digits, spaces or ._@+:/#()[]-, starting with a letter or "
-            "digit (it is recorded on the server)",
-        ),
-        message=str(reader.read("release.message")),
+        author=reader.text("release.author"), message=str(reader.read("release.message"))
     )
 
-    if reader.problems:
-        raise ConfigError(reader.problems)
+    problems = reader.unknown_keys() + reader.problems  # a misspelling first: it explains more
+    if problems:
+        raise ConfigError(problems)
     assert server.private_key is not None
     return Settings(
         server=server,
@@ -558,14 +510,10 @@ def load_server_settings(source: ConfigSource) -> tuple[ServerSettings, PathSett
 
 def _read_server(reader: _Reader) -> ServerSettings:
     reader.object("server")
-    host = reader.text("server.host", HOSTNAME_PATTERN, "must be a host name or IP address")
+    host = reader.text("server.host")
     port = reader.integer("server.port")
-    user = reader.text("server.user", USER_PATTERN, "must be a Unix user name")
-    host_key = reader.text(
-        "server.hostKey",
-        _valid_host_key,
-        "must be the server's public host key as '<type> <base64>' (pinned; see README)",
-    )
+    user = reader.text("server.user")
+    host_key = reader.text("server.hostKey")
     private_key = reader.secret("sshPrivateKey")
     raw_key = reader.source.get("sshPrivateKey")
     if raw_key and not _valid_private_key(raw_key):
@@ -583,17 +531,8 @@ def _read_server(reader: _Reader) -> ServerSettings:
 
 def _read_paths(reader: _Reader) -> PathSettings:
     reader.object("paths")
-
-    def directory(name: str) -> str:
-        return reader.text(
-            f"paths.{name}",
-            ABSOLUTE_DIR_PATTERN,
-            "must be an absolute directory other than /, spelled without '//', '.' or '..' "
-            "parts, spaces or shell characters",
-        ).removesuffix("/")
-
-    deploy_dir = directory("deployDir")
-    backup_dir = directory("backupDir")
+    deploy_dir = reader.text("paths.deployDir").removesuffix("/")
+    backup_dir = reader.text("paths.backupDir").removesuffix("/")
     if deploy_dir and deploy_dir == backup_dir:
         reader.problem("paths.backupDir", "must differ from paths.deployDir")
     elif deploy_dir and backup_dir.startswith(f"{deploy_dir}/"):
@@ -611,41 +550,28 @@ def _read_paths(reader: _Reader) -> PathSettings:
 def _read_app(reader: _Reader) -> AppSettings:
     reader.object("app")
     compose_source = str(reader.read("app.composeSource") or "")
-    compose_file = reader.string(
-        reader.read("app.composeFile", default=compose_source.rsplit("/", 1)[-1] or None),
-        "app.composeFile",
-        _file_name,
-        FILE_NAME_RULE,
-    )
+    compose_file = reader.text("app.composeFile", default=compose_source.rsplit("/", 1)[-1] or None)
     if compose_source and not Path(compose_source).is_file():
         reader.problem(
             "app.composeSource",
             f"file {compose_source!r} does not exist (relative to the Pulumi project)",
         )
-    env_file_name = reader.text("app.envFile", _file_name, FILE_NAME_RULE)
+    env_file_name = reader.text("app.envFile")
     if env_file_name and env_file_name == compose_file:
         reader.problem(
             "app.envFile", f"must differ from app.composeFile, got {env_file_name!r} for both"
         )
-    service = reader.text("app.service", SERVICE_PATTERN, "must be a compose service name")
-    health_url = reader.text(
-        "app.healthUrl", _url, "must be an http(s) URL reachable from the server"
-    )
+    service = reader.text("app.service")
+    health_url = reader.text("app.healthUrl")
     attempts = reader.integer("app.healthAttempts")
     timeout = reader.integer("app.healthTimeoutSeconds")
     health_status = reader.integer("app.healthStatus")  # health_validate: 100-599
-    public_url = reader.text("app.publicUrl", _url, "must be an http(s) URL").rstrip("/")
+    public_url = reader.text("app.publicUrl").rstrip("/")
     lock_timeout = reader.integer("app.lockTimeoutSeconds")
-    compose_project = reader.optional_text(
-        "app.composeProject",
-        COMPOSE_PROJECT_PATTERN,
-        "must be a compose project name (lower-case letters, digits, '_', '-')",
-    )
-    strategy = str(reader.read("app.strategy"))
-    if strategy not in STRATEGIES:
-        reader.problem("app.strategy", f"must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    compose_project = reader.optional_text("app.composeProject")
+    strategy = reader.text("app.strategy")
     proxy = _read_proxy(reader, required=strategy == "blue-green")
-    if strategy == "blue-green" and _url(health_url):  # else already reported
+    if strategy == "blue-green" and valid_url(health_url):  # else already reported
         if BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url) is None:
             reader.problem(
                 "app.healthUrl",
@@ -655,12 +581,7 @@ def _read_app(reader: _Reader) -> AppSettings:
             )
         elif proxy is not None:
             _check_proxy_ports(reader, health_url, proxy)
-    pre_backup_command = reader.optional_text(
-        "app.preBackupCommand",
-        _pre_backup_command,
-        "must be one line of at most 2000 characters with balanced quotes, run in the "
-        "service container (no shell: for redirections use sh -c '...')",
-    )
+    pre_backup_command = reader.optional_text("app.preBackupCommand")
     pause_during_backup = reader.boolean("app.pauseDuringBackup")
     return AppSettings(
         compose_source=compose_source,
@@ -684,18 +605,8 @@ def _read_app(reader: _Reader) -> AppSettings:
 def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
     if reader.object("proxy", required=required, why="needed by app.strategy blue-green") is None:
         return None
-    image = reader.text(
-        "proxy.image",
-        PROXY_IMAGE_PATTERN,
-        "must be an image reference with a tag or digest (build it with proxy/build.sh)",
-    )
-    listen = reader.optional_text(
-        "proxy.listen",
-        lambda text: (
-            (m := LISTEN_PATTERN.fullmatch(text)) is not None and 1 <= int(m.group(1)) <= 65535
-        ),
-        "must be [ADDRESS]:PORT where the proxy listens (default 127.0.0.1:<healthUrl port>)",
-    )
+    image = reader.text("proxy.image")
+    listen = reader.optional_text("proxy.listen")
     ports_raw = reader.read("proxy.colourPorts")
     colour_ports = None
     if ports_raw is not None:
@@ -721,12 +632,9 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
     tag: the backup's manifest names the image, so mcp:imageTag is not needed (`rollback.py
     --backup` sets only mcp:restoreBackup, and the stack file holds no tag)."""
     reader.object("image")
-    registry = reader.text("image.registry", REGISTRY_PATTERN, "must be a registry host[:port]")
-    repository = reader.text(
-        "image.repository", REPOSITORY_PATTERN, "must be a lower-case '<owner>/<name>' repository"
-    )
-    raw_tag = reader.source.get("imageTag")
-    reader.row("imageTag")
+    registry = reader.text("image.registry")
+    repository = reader.text("image.repository")
+    raw_tag = reader.top("imageTag")
     if raw_tag is None and not restore:
         reader.problem(
             "imageTag",
@@ -734,12 +642,7 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
             "the commit SHA; only a restore, mcp:restoreBackup, runs without it)",
             "pulumi up -c mcp:imageTag=$(git rev-parse HEAD)",
         )
-    tag = reader.string(
-        raw_tag,
-        "imageTag",
-        IMAGE_TAG_PATTERN,
-        "must be a Docker tag (letters, digits, '_', '.', '-'; no spaces)",
-    )
+    tag = reader.string(raw_tag, "imageTag")
     pinned_digest = _read_pin(reader, tag, restore=restore)
     # A pinned image is deployed as it served: never rebuilt (nor pushed again under its tag).
     build = reader.boolean("image.build") and pinned_digest is None
@@ -764,10 +667,9 @@ def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:
             reader.problem("image.context", f"directory {context!r} does not exist", "app")
         elif not (Path(context) / dockerfile).is_file():
             reader.problem("image.dockerfile", f"{dockerfile!r} not found in {context!r}")
-    user_rule = "must be a registry user name (letters, digits, '.', '_', '@', '+', '-')"
-    pull_user = reader.optional_text("image.pullUser", REGISTRY_USER_PATTERN, user_rule)
+    pull_user = reader.optional_text("image.pullUser")
     pull_password = reader.secret("registryPullPassword", required=pull_user is not None)
-    push_user = reader.optional_text("image.pushUser", REGISTRY_USER_PATTERN, user_rule)
+    push_user = reader.optional_text("image.pushUser")
     push_password = reader.secret("registryPushPassword")
     if push_user is not None and push_password is None and build and not restore:
         reader.problem(
@@ -795,8 +697,7 @@ def _read_pin(reader: _Reader, tag: str, *, restore: bool) -> str | None:
     """mcp:imagePin (`<tag>@sha256:<digest>`, set by rollback.py): its digest, when it pins the
     tag being deployed. A pin of another tag is an error: the deploy would be neither the
     rollback's image nor an explicit new version."""
-    raw = reader.source.get("imagePin")
-    reader.row("imagePin")
+    raw = reader.top("imagePin")
     if not raw or restore:
         return None
     pin_tag, _, digest = raw.partition("@")
@@ -814,33 +715,12 @@ def _read_pin(reader: _Reader, tag: str, *, restore: bool) -> str | None:
     return digest
 
 
-def _github_api_url(text: str) -> bool:
-    """An http(s) URL; plain http only on loopback (the admin token goes with every request)."""
-    loopback = re.match(r"http://(?:127\.[0-9.]+|localhost|\[::1\])[:/]", text) is not None
-    return _url(text) and (text.startswith("https://") or loopback)
-
-
-GITHUB_OWNER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,39}\Z")
-GITHUB_REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}\Z")
-GITHUB_ENVIRONMENT_PATTERN = re.compile(
-    r"^[A-Za-z0-9._-](?:[A-Za-z0-9._ -]{0,253}[A-Za-z0-9._-])?\Z"
-)
-
-
 def _read_github(reader: _Reader) -> GitHubSettings | None:
     if reader.object("github") is None:
         return None
-    owner = reader.text(
-        "github.owner", GITHUB_OWNER_PATTERN, "must be a GitHub user or organisation"
-    )
-    repository = reader.text(
-        "github.repository", GITHUB_REPOSITORY_PATTERN, "must be a repository name without owner"
-    )
-    environment = reader.text(
-        "github.environment",
-        GITHUB_ENVIRONMENT_PATTERN,
-        "must be an environment name (no leading or trailing space)",
-    )
+    owner = reader.text("github.owner")
+    repository = reader.text("github.repository")
+    environment = reader.text("github.environment")
 
     def ids(name: str) -> tuple[int, ...]:
         raw = reader.read(f"github.{name}") or []
@@ -858,19 +738,9 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
     user_ids = ids("reviewerUserIds")
     team_ids = ids("reviewerTeamIds")
     wait = reader.integer("github.waitTimerMinutes")
-    backend_url = reader.optional_text(
-        "github.pulumiBackendUrl",
-        PULUMI_BACKEND_URL_PATTERN,
-        "must be a Pulumi self-managed backend URL (s3://, azblob://, gs://, file://); "
-        "it is stored as a repository variable, so it must hold no credentials",
-    )
+    backend_url = reader.optional_text("github.pulumiBackendUrl")
     legacy = reader.boolean("github.legacySecrets")
-    api_url = reader.optional_text(
-        "github.apiUrl",
-        _github_api_url,
-        "must be the https:// base URL of a GitHub API (http:// only on loopback: the admin "
-        "token goes with every request; omit the key for api.github.com)",
-    )
+    api_url = reader.optional_text("github.apiUrl")
     return GitHubSettings(
         owner,
         repository,

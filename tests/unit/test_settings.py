@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from components import config_keys
 from components import settings as settings_module
 from components.settings import ConfigError, ProxySettings, Settings, load_settings
 from rollback import RollbackError, choose_target
@@ -30,6 +31,9 @@ class DictSource:
 
     def is_secret(self, key: str) -> bool:
         return key in self.secret_keys
+
+    def names(self) -> list[str]:
+        return list(self.values)
 
 
 def load(config: dict[str, Any], secret_keys: set[str] | None = None) -> Settings:
@@ -507,7 +511,8 @@ def test_no_pattern_is_anchored_with_dollar() -> None:
     """`$` also matches before a trailing newline; every pattern ends with `\\Z`."""
     patterns = {
         name: value
-        for name, value in vars(settings_module).items()
+        for module in (settings_module, config_keys)
+        for name, value in vars(module).items()
         if isinstance(value, re.Pattern)
     }
     assert len(patterns) >= 10, sorted(patterns)
