@@ -98,22 +98,45 @@ def tree_sha256(directory: Path) -> str:
 
 
 def script_uploads(settings: Settings) -> tuple[Upload, ...]:
-    """The remote/ folder, every script with its path under it, to `<deployDir>/.deploy/bin/`:
-    one copy (one SSH session, one resource, however many files), again when any file changes."""
+    """The remote/ folder, every script with its path under it, in one copy (one SSH session,
+    one resource, however many files), again when any file changes, to a directory of its own
+    named by the hash of its files, `<deployDir>/.deploy/bin.upload/<sha256>`: never to
+    `.deploy/bin/`, where scripts run (see `script_install`)."""
+    version = tree_sha256(rc.SCRIPTS_SOURCE_DIR)
     return (
         Upload(
             name="scripts",
             source=rc.SCRIPTS_SOURCE_DIR,
-            remote_path=settings.paths.scripts_dir,
-            triggers=(tree_sha256(rc.SCRIPTS_SOURCE_DIR),),
+            remote_path=rc.scripts_upload_dir(settings.paths, version),
+            triggers=(version,),
         ),
+    )
+
+
+def script_install(settings: Settings, upload: Upload) -> Step:
+    """Installs the uploaded copy: install-scripts.sh copies it into a new directory,
+    `.deploy/bin.d/<sha256>/` (never written again), then switches the `.deploy/bin` symlink to
+    it in one rename. Bash reads a running script from its file as it goes, so the upload must
+    never rewrite files in place: a release still running (e.g. of a killed CI job, outside
+    any lock of this run) keeps the bytes it started with, and every command line naming
+    `.deploy/bin/` runs the new version from then on."""
+    version = str(upload.triggers[0])
+    return Step(
+        name="scripts-install",
+        script=rc.INSTALL_SCRIPT,
+        words=rc.install_words(settings.paths, version),
+        stdin=None,
+        triggers=(version,),
+        after=(upload.name,),
+        result_keys=("version", "scripts_dir"),
     )
 
 
 def deploy_plan(settings: Settings) -> DeployPlan:
     """The plan for these settings: a restore (`mcp:restoreBackup`) or a deploy."""
     scripts = script_uploads(settings)
-    installed = tuple(upload.name for upload in scripts)
+    install = script_install(settings, scripts[0])
+    installed = (install.name,)  # what every step that runs a script waits for
     paths, app = settings.paths, settings.app
     if settings.restore_backup is not None:
         backup = settings.restore_backup
@@ -142,7 +165,7 @@ def deploy_plan(settings: Settings) -> DeployPlan:
         return DeployPlan(
             mode="restore",
             uploads=scripts,
-            steps=(restore,),
+            steps=(install, restore),
             outputs=(
                 Reported("image", "restore", "image"),
                 Reported("backup_id", "restore", "restored_backup"),
@@ -169,7 +192,7 @@ def deploy_plan(settings: Settings) -> DeployPlan:
         source=Path(app.compose_source),
         remote_path=f"{paths.staged_dir}/{app.compose_file}",
         triggers=(file_sha256(app.compose_source),),
-        after=installed,
+        after=tuple(upload.name for upload in scripts),
     )
     deploy = Step(
         name="deploy",
@@ -210,7 +233,7 @@ def deploy_plan(settings: Settings) -> DeployPlan:
     return DeployPlan(
         mode="deploy",
         uploads=(*scripts, compose),
-        steps=(deploy, release),
+        steps=(install, deploy, release),
         outputs=(
             Reported("image", "release", "image"),
             Reported("backup_id", "release", "backup_id"),

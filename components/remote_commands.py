@@ -16,6 +16,7 @@ from pathlib import Path
 from components.settings import AppSettings, PathSettings, ReleaseInfo, blue_green_addresses
 
 SCRIPTS_SOURCE_DIR = Path(__file__).resolve().parent.parent / "remote"
+INSTALL_SCRIPT = "install-scripts.sh"  # installs an uploaded copy of SCRIPTS_SOURCE_DIR
 # Every script the program installs: each `*.sh` under remote/, by its path relative to it.
 SCRIPT_NAMES = tuple(
     str(path.relative_to(SCRIPTS_SOURCE_DIR)) for path in sorted(SCRIPTS_SOURCE_DIR.rglob("*.sh"))
@@ -46,6 +47,25 @@ def script_words(paths: PathSettings, script: str, options: list[Option]) -> tup
         if value is not None:
             words.append(value if isinstance(value, Ref) else str(value))
     return tuple(words)
+
+
+def scripts_upload_dir(paths: PathSettings, version: str) -> str:
+    """Where one version of the remote/ folder is uploaded: `<deployDir>/.deploy/bin.upload/
+    <sha256 of its files>`, never the directory scripts run from (`.deploy/bin`, a symlink that
+    install-scripts.sh switches to a new copy)."""
+    return f"{paths.deploy_dir}/.deploy/bin.upload/{version}"
+
+
+def install_words(paths: PathSettings, version: str) -> tuple[Word, ...]:
+    """`bash <upload dir>/install-scripts.sh --deploy-dir D --version <sha256>`."""
+    return (
+        "bash",
+        f"{scripts_upload_dir(paths, version)}/{INSTALL_SCRIPT}",
+        "--deploy-dir",
+        paths.deploy_dir,
+        "--version",
+        version,
+    )
 
 
 def command_line(words: tuple[Word, ...], values: Mapping[str, str]) -> str:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 REMOTE = REPO / "remote"
-SCRIPTS = ["backup.sh", "deploy.sh", "release.sh", "restore.sh", "healthcheck.sh"]
+SCRIPTS = [
+    "backup.sh",
+    "deploy.sh",
+    "release.sh",
+    "restore.sh",
+    "healthcheck.sh",
+    "install-scripts.sh",
+]
 
 
 def run_script(

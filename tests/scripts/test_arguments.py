@@ -49,6 +49,7 @@ VALID: dict[str, dict[str, str]] = {
         "--timeout": "10",
     },
     "healthcheck.sh": {"--url": URL, "--attempts": "3", "--timeout": "10"},
+    "install-scripts.sh": {"--deploy-dir": "{D}", "--version": "a" * 64},
 }
 
 # Options without which the script must refuse to run.
@@ -74,6 +75,7 @@ REQUIRED: dict[str, list[str]] = {
         "--timeout",
     ],
     "healthcheck.sh": ["--url", "--attempts", "--timeout"],
+    "install-scripts.sh": ["--deploy-dir", "--version"],
 }
 
 BAD_IMAGES = [
@@ -134,6 +136,9 @@ def _cases() -> list[tuple[str, str, str | None, tuple[int, ...]]]:
     cases.append(("deploy.sh", "--registry-user", "me", (2,)))  # without --registry
     cases.append(("healthcheck.sh", "--deploy-dir", "relative/dir", (2,)))
     cases.append(("healthcheck.sh", "--service", "mcp-api-prod", (2,)))  # needs --deploy-dir
+    # install-scripts.sh: the uploaded copy's sha256, nothing that could name another path.
+    bad_versions = ("abc", "A" * 64, "a" * 63, "a" * 64 + " ", "../" + "a" * 61, "a" * 65)
+    cases += [("install-scripts.sh", "--version", v, (2,)) for v in bad_versions]
     # release.sh takes its own backup: an (old, stale) backup id is refused outright.
     cases.append(("release.sh", "--backup-id", "20251017_143025", (2,)))
     return cases

@@ -27,6 +27,7 @@ BLUE_GREEN = [
     "--drain-seconds",
     "2",
 ]
+STEPS = {"healthcheck.sh": "health", "install-scripts.sh": "install"}  # their log prefixes
 # What a check must never run: each of these stubs records its call.
 TRAPPED = ("docker", "docker-compose", "flock", "curl", "tar", "mkdir", "mktemp")
 
@@ -70,7 +71,7 @@ def test_check_accepts_valid_arguments_without_a_server(no_server, script: str) 
     assert result.stdout.splitlines() == ['{"valid": true}']
     assert json.loads(result.stdout) == {"valid": True}
     assert result.stderr.splitlines() == [
-        f"[{ {'healthcheck.sh': 'health'}.get(script, script.removesuffix('.sh')) }] check: "
+        f"[{STEPS.get(script, script.removesuffix('.sh'))}] check: "
         "the arguments are valid (--check: nothing was run, nothing was touched)"
     ]
     _assert_touched_nothing(env, deploy)

@@ -85,7 +85,10 @@ class FakeCloud(pulumi.runtime.Mocks):
         for script, stdout in self.stdout.items():
             if f"/{script} " in command:
                 return stdout
-        if "backup.sh" in command:
+        if "install-scripts.sh" in command:
+            version = command.split("--version ", 1)[1].split(" ", 1)[0]
+            result = {"version": version, "scripts_dir": f"/opt/mcp/.deploy/bin.d/{version}"}
+        elif "backup.sh" in command:
             result = {
                 "backup_id": "20251017_143025",
                 "archive": "/opt/mcp-backups/mcp-backup-20251017_143025.tar.gz",

@@ -38,7 +38,7 @@ def test_deploy_step_with_registry_login_and_env_file(test_keys: TestKeys) -> No
     )
     assert deploy.stdin == (PULL_PASSWORD, ENV_FILE)  # names, never values
     assert deploy.triggers[0] == IMAGE and deploy.triggers[2] == Digest(ENV_FILE)
-    assert deploy.after == ("scripts", "compose")
+    assert deploy.after == ("scripts-install", "compose")
     assert deploy.result_keys == ("staged_image",)
 
 
@@ -69,7 +69,8 @@ def test_release_and_restore_command_lines_stay_those_of_existing_stacks(
     config = base_config(test_keys)
     config["restoreBackup"] = "latest"
     plan = deploy_plan(load(config))
-    assert [step.name for step in plan.steps] == ["restore"]
+    assert [step.name for step in plan.steps] == ["scripts-install", "restore"]
+    assert plan.step("restore").after == ("scripts-install",)
     assert plan.step("restore").command() == (
         f"bash {BIN}/restore.sh {COMMON} {HEALTH} --min-free-mb 100 "
         "--backup-dir /opt/mcp-backups --backup latest"
@@ -90,7 +91,18 @@ def test_uploads_are_the_remote_folder_in_one_copy_and_the_compose_file(
     uploads = {upload.name: upload for upload in plan.uploads}
     assert set(uploads) == {"scripts", "compose"}
     scripts = uploads["scripts"]
-    assert scripts.source == rc.SCRIPTS_SOURCE_DIR and scripts.remote_path == BIN
+    version = tree_sha256(rc.SCRIPTS_SOURCE_DIR)
+    # Never into .deploy/bin/, where scripts run: a directory of its own, installed by a step.
+    assert scripts.source == rc.SCRIPTS_SOURCE_DIR
+    assert scripts.remote_path == f"/opt/mcp/.deploy/bin.upload/{version}"
+    install = plan.step("scripts-install")
+    assert install.command() == (
+        f"bash /opt/mcp/.deploy/bin.upload/{version}/install-scripts.sh "
+        f"--deploy-dir /opt/mcp --version {version}"
+    )
+    assert install.after == ("scripts",) and install.triggers == (version,)
+    assert install.stdin is None and install.result_keys == ("version", "scripts_dir")
+    assert uploads["compose"].after == ("scripts",)
     assert len(list(rc.SCRIPTS_SOURCE_DIR.rglob("*.sh"))) >= 7  # every script rides along
     assert uploads["compose"].remote_path == "/opt/mcp/.deploy/staged/docker-compose.production.yml"
 

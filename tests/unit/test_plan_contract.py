@@ -55,7 +55,11 @@ def check(plan: DeployPlan, step_name: str, image: str = IMAGE_REF) -> subproces
     """The step's exact command line, with the repo's script in place of the installed copy."""
     step = plan.step(step_name)
     words = shlex.split(step.command({"image": image}))
-    assert words[:2] == ["bash", f"/opt/mcp/.deploy/bin/{step.script}"], words
+    # Every step runs the installed scripts, `.deploy/bin/` (a symlink); the install step runs
+    # from the copy it installs, uploaded to `.deploy/bin.upload/<sha256 of remote/>`.
+    upload = next(u.remote_path for u in plan.uploads if u.name == "scripts")
+    installed_at = upload if step.name == "scripts-install" else "/opt/mcp/.deploy/bin"
+    assert words[:2] == ["bash", f"{installed_at}/{step.script}"], words
     return subprocess.run(
         ["bash", str(REMOTE / step.script), *words[2:], "--check"],
         stdin=subprocess.DEVNULL,
@@ -77,7 +81,9 @@ def test_every_command_line_of_the_plan_is_accepted_by_the_scripts(
     plan = deploy_plan(load(config_for(test_keys, strategy, mode, **on)))
     assert plan.mode == mode
     assert [step.name for step in plan.steps] == (
-        ["deploy", "release"] if mode == "deploy" else ["restore"]
+        ["scripts-install", "deploy", "release"]
+        if mode == "deploy"
+        else ["scripts-install", "restore"]
     )
     for step in plan.steps:
         proc = check(plan, step.name)

@@ -11,6 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.plan import tree_sha256
+from components.remote_commands import SCRIPTS_SOURCE_DIR
 from tests.unit.conftest import FAKE_DIGEST, ProgramRun, TestKeys, base_config
 
 REMOTE_COMMAND = "command:remote:Command"
@@ -93,13 +95,18 @@ def test_connection_pins_the_host_key_and_keeps_the_key_secret(
 
 def test_every_remote_script_is_installed_before_any_step(production: ProgramRun) -> None:
     copies = {r.inputs["remotePath"]: r for r in production.of_type(COPY)}
-    scripts = copies["/opt/mcp/.deploy/bin"]  # the remote/ folder, in one copy
+    # The remote/ folder, in one copy, to a directory of its own named by its hash: never into
+    # .deploy/bin/, where scripts run (a running script must never read rewritten bytes).
+    scripts = copies[f"/opt/mcp/.deploy/bin.upload/{tree_sha256(SCRIPTS_SOURCE_DIR)}"]
     source = scripts.inputs["source"]
     assert isinstance(source, pulumi.FileArchive) and source.path.endswith("/remote/")
     for script in ("lib.sh", "backup.sh", "deploy.sh", "release.sh", "restore.sh"):
         assert (Path(source.path) / script).is_file()
+    install = production.get("server-scripts-install")  # switches .deploy/bin to the copy
+    assert "/install-scripts.sh --deploy-dir /opt/mcp --version " in install.inputs["create"]
+    assert production.depends_on("server-scripts-install", scripts.name)
     assert production.depends_on("server-compose", scripts.name)
-    assert production.depends_on("server-deploy", scripts.name)
+    assert production.depends_on("server-deploy", "server-scripts-install")
 
 
 def test_steps_run_in_order_deploy_then_release(production: ProgramRun) -> None:
@@ -168,7 +175,7 @@ def test_restore_config_runs_only_the_restore_step(run_program: Run, test_keys: 
     config["restoreBackup"] = "latest"
     run = run_program(config)
     commands = {r.name for r in run.of_type(REMOTE_COMMAND)}
-    assert commands == {"server-restore"}
+    assert commands == {"server-scripts-install", "server-restore"}
     assert not [r for r in run.registered.values() if r.type.startswith("docker:")]
     restore = run.get("server-restore")
     assert restore.inputs["create"].endswith("--backup-dir /opt/mcp-backups --backup latest")

@@ -610,5 +610,6 @@ def test_restore_without_image_tag_runs_the_restore_step(
     config.pop("imageTag")
     config["restoreBackup"] = "20251017_143025"
     run = run_program(config)
-    assert {r.name for r in run.of_type("command:remote:Command")} == {"server-restore"}
+    commands = {r.name for r in run.of_type("command:remote:Command")}
+    assert commands == {"server-scripts-install", "server-restore"}
     assert not [r for r in run.registered.values() if r.type.startswith("docker:")]

@@ -173,7 +173,7 @@ def test_program_passes_the_strategy_to_release(
     )
     assert "--strategy" not in run.get("server-deploy").inputs["create"]
     copies = {r.inputs["remotePath"]: r for r in run.of_type("command:remote:CopyToRemote")}
-    scripts = copies["/opt/mcp/.deploy/bin"].inputs["source"]  # the remote/ folder, one copy
+    (scripts,) = (c.inputs["source"] for c in copies.values() if c.name == "server-scripts")
     assert (Path(scripts.path) / "bluegreen.sh").is_file()
     assert run.depends_on("server-release", "server-deploy")
 
