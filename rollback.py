@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components import config_keys
 from components import release_ledger as ledger
 from components.release_ledger import LedgerError, Version
 from components.server_access import ServerAccess, ServerAccessError, from_stack_config
@@ -294,7 +295,8 @@ def _pin_for(stack: Any, restored: ledger.Entry | None) -> tuple[str, str] | Non
     tag = ledger.image_tag(restored.image)
     config = {k: v.value for k, v in stack.get_all_config().items()}
     image = json.loads(config.get("mcp:image", "{}") or "{}")
-    name = f"{image.get('registry', 'ghcr.io')}/{image.get('repository', '')}"
+    registry = image.get("registry", config_keys.key("image.registry").default)
+    name = f"{registry}/{image.get('repository', '')}"
     if not tag or ledger.image_name(restored.image) != name:
         return None
     return tag, f"{tag}@{restored.digest}"
