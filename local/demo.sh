@@ -6,10 +6,10 @@
 #   bash local/demo.sh --tag v2    # deploy another sample tag (v1, v2, broken-500, ...)
 #
 # It brings up local/server.sh (sshd + Docker + registry on 127.0.0.1), finds `pulumi` on PATH or
-# builds it from source once (tools/build-pulumi.sh, ~20 min cold), builds and pushes the sample
-# image, configures the `local` stack (Pulumi.local.yaml, made from local/stack-template.yaml;
-# file backend in .pulumi-local/, passphrase secrets), runs `pulumi up`, and prints the URL and
-# the health answer. Run as root.
+# builds it from source once, with only the plugin this stack uses (tools/build-pulumi.sh command),
+# builds and pushes the sample image, configures the `local` stack (Pulumi.local.yaml, made from
+# local/stack-template.yaml; file backend in .pulumi-local/, passphrase secrets), runs `pulumi up`,
+# and prints the URL and the health answer. Run as root.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +45,8 @@ done < <(bash local/server.sh env)
 say "2/5 Python dependencies (.venv) and the Pulumi CLI"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-eval "$(bash tools/pulumi-env.sh)"
+# The `local` stack deploys an existing image with pulumi-command: no docker or github plugin.
+eval "$(bash tools/pulumi-env.sh command)"
 say "using $(command -v pulumi) $(pulumi version)"
 
 image="$MCP_LOCAL_REGISTRY/mcp/app:$tag"

@@ -18,7 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +62,18 @@ class PulumiCommandError(RuntimeError):
         )
 
 
-def pulumi_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+def pulumi_environment(
+    base: Mapping[str, str] | None = None, plugins: Sequence[str] = ()
+) -> dict[str, str]:
     """`base` (default: this process's environment) plus what `tools/pulumi-env.sh` exports.
 
     That script uses a `pulumi` already on PATH, or builds the toolchain from source once
-    (its progress lines go to our stderr).
+    (its progress lines go to our stderr), with the resource `plugins` named (command, docker,
+    github; none named: all three).
     """
     env = dict(os.environ if base is None else base)
     proc = subprocess.run(
-        ["bash", str(PULUMI_ENV_SH)],
+        ["bash", str(PULUMI_ENV_SH), *plugins],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -21,7 +21,14 @@
 # them first: a binary that changed since (or a cache without checksums) is never run, it is
 # rebuilt, and the log says why.
 #
-#   bash tools/build-pulumi.sh          # build when missing, print the bin directory
+#   bash tools/build-pulumi.sh                 # CLI, language host, all three plugins
+#   bash tools/build-pulumi.sh command         # only the plugins named (here what the demo's
+#                                              # stack needs: no docker or github)
+#
+# Each set of plugins is assembled into its own toolchain directory
+# (<cache>/pulumi-<v>-python-<v>[-<plugin>-<version>...], the plugins in the order above), so
+# asking for fewer plugins never builds the others, and asking for more later builds only the
+# parts missing from <cache>/parts.
 #
 # Callers use tools/pulumi-env.sh, which prefers a `pulumi` already on PATH and otherwise runs
 # this script and exports its bin directory, PULUMI_HOME (where the plugins are installed) and the
@@ -51,20 +58,38 @@ if [[ -z "$vendor_dir" ]]; then
     vendor_dir="$origin/../shared/vendor"
   fi
 fi
-toolchain_dir="$cache_root/pulumi-${PULUMI_VERSION}-python-${PULUMI_VERSION}-command-${COMMAND_PLUGIN_VERSION}-docker-${DOCKER_PLUGIN_VERSION}-github-${GITHUB_PLUGIN_VERSION}"
-bin_dir="$toolchain_dir/bin"
-pulumi_home="$toolchain_dir/pulumi-home"
-parts_dir="$cache_root/parts"
-# The toolchain directory of the layout before the parts cache (CLI, language host and command
-# plugin only): its binaries seed the parts cache instead of being rebuilt.
-previous_layout_dir="$cache_root/pulumi-${PULUMI_VERSION}-python-${PULUMI_VERSION}-command-${COMMAND_PLUGIN_VERSION}"
+log() { printf '[toolchain] %s\n' "$*" >&2; }
+die() { printf '[toolchain] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# name version: the resource plugins this toolchain installs.
-PLUGINS=(
+# name version: the resource plugins a toolchain can install, in the order of its cache key.
+ALL_PLUGINS=(
   "command $COMMAND_PLUGIN_VERSION"
   "docker $DOCKER_PLUGIN_VERSION"
   "github $GITHUB_PLUGIN_VERSION"
 )
+# The plugins asked for (arguments; none: all of them), in ALL_PLUGINS' order.
+PLUGINS=()
+for plugin in "${ALL_PLUGINS[@]}"; do
+  name=${plugin%% *}
+  if [[ $# -eq 0 || " $* " == *" $name "* ]]; then PLUGINS+=("$plugin"); fi
+done
+for arg in "$@"; do
+  case $arg in
+    command | docker | github) ;;
+    *) die "unknown plugin '$arg' (the plugins: command, docker, github)" ;;
+  esac
+done
+toolchain_key=""
+for plugin in "${PLUGINS[@]}"; do toolchain_key+="-${plugin/ /-}"; done
+# The cache key names every version: the CLI's, the language host's, each plugin's.
+toolchain_dir="$cache_root/pulumi-${PULUMI_VERSION}-python-${PULUMI_VERSION}${toolchain_key}"
+bin_dir="$toolchain_dir/bin"
+pulumi_home="$toolchain_dir/pulumi-home"
+parts_dir="$cache_root/parts"
+# The toolchain directory of the layout before the parts cache (CLI, language host and command
+# plugin only; recognised by its plugin-src/): its binaries seed the parts cache instead of being
+# rebuilt. (A command-only toolchain of today's layout has the same name, and no plugin-src/.)
+previous_layout_dir="$cache_root/pulumi-${PULUMI_VERSION}-python-${PULUMI_VERSION}-command-${COMMAND_PLUGIN_VERSION}"
 
 # The binaries of a part, relative to its cache directory.
 part_files() {
@@ -125,11 +150,6 @@ verify_sums() {
     fi
   done
 }
-
-log() { printf '[toolchain] %s\n' "$*" >&2; }
-die() { printf '[toolchain] ERROR: %s\n' "$*" >&2; exit 1; }
-
-[[ $# -eq 0 ]] || die "unexpected argument '$1' (this script takes none)"
 
 print_result() { printf '%s\n' "$bin_dir"; }
 
@@ -238,7 +258,7 @@ store_part() {
 seed_part() {
   local part=$1 version=$2; shift 2
   local file
-  [[ -f "$previous_layout_dir/.complete" ]] || return 1
+  [[ -f "$previous_layout_dir/.complete" && -d "$previous_layout_dir/plugin-src" ]] || return 1
   for file in "$@"; do [[ -x "$previous_layout_dir/$file" ]] || return 1; done
   mkdir -p "$work/out/$part"
   for file in "$@"; do install -m 0755 "$previous_layout_dir/$file" "$work/out/$part/"; done
@@ -336,8 +356,16 @@ PARTS=(
   "github $GITHUB_PLUGIN_VERSION build_github pulumi-resource-github (cold:~2-4~min) -"
 )
 
-step=0
+# Only the parts this toolchain needs: the CLI, the language host and the plugins asked for.
+wanted=()
 for entry in "${PARTS[@]}"; do
+  part=${entry%% *}
+  if [[ $part == cli || $part == language-python || " ${PLUGINS[*]} " == *" $part "* ]]; then
+    wanted+=("$entry")
+  fi
+done
+step=0
+for entry in "${wanted[@]}"; do
   read -r part version builder label note seed_files <<<"$entry"
   step=$((step + 1))
   label=${label//\~/ }
@@ -346,18 +374,18 @@ for entry in "${PARTS[@]}"; do
   if [[ -f "$(part_dir "$part" "$version")/.complete" ]]; then
     mapfile -t files < <(part_files "$part")
     if problem=$(verify_sums "$(part_dir "$part" "$version")" "${files[@]}"); then
-      log "$step/${#PARTS[@]} $part v$version: cached in $(part_dir "$part" "$version") (checksums verified)"
+      log "$step/${#wanted[@]} $part v$version: cached in $(part_dir "$part" "$version") (checksums verified)"
       continue
     fi
-    log "$step/${#PARTS[@]} $part v$version: not reusing the cached copy: $problem; rebuilding it"
+    log "$step/${#wanted[@]} $part v$version: not reusing the cached copy: $problem; rebuilding it"
   fi
   # A part whose cached copy failed its check is rebuilt, never seeded again from old files.
   # shellcheck disable=SC2086  # seed_files is a list of file names without spaces
   if [[ -z $problem && "$seed_files" != "-" ]] && seed_part "$part" "$version" $seed_files; then
-    log "$step/${#PARTS[@]} $part v$version: reused from $previous_layout_dir"
+    log "$step/${#wanted[@]} $part v$version: reused from $previous_layout_dir"
     continue
   fi
-  log "$step/${#PARTS[@]} building $label v$version $note"
+  log "$step/${#wanted[@]} building $label v$version $note"
   "$builder"
   store_part "$part" "$version"
   log "  $part v$version built ($(elapsed))"

@@ -46,10 +46,19 @@ HEALTH_TIMEOUT_S = 8
 
 
 @pytest.fixture(scope="session")
-def pulumi_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for the `pulumi` CLI: toolchain, a file backend, a random passphrase."""
+def pulumi_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Environment for the `pulumi` CLI: toolchain, a file backend, a random passphrase.
+
+    The toolchain has the `command` plugin, plus those a test module of the session names in
+    its PULUMI_PLUGINS (test_image_build: docker, test_github: github): a run without them
+    never builds them."""
+    plugins = {"command"}
+    for item in request.session.items:
+        plugins.update(getattr(item.module, "PULUMI_PLUGINS", ()))
     try:
-        env = pulumi_environment()
+        env = pulumi_environment(plugins=sorted(plugins))
     except RuntimeError as exc:
         pytest.fail(f"no usable Pulumi CLI: {exc}", pytrace=False)
     backend = tmp_path_factory.mktemp("pulumi-backend")

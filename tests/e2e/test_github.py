@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import E2EStack
 
 OWNER, REPOSITORY = "feustey-e2e", "mcp"
+# The session's toolchain builds this plugin only for these tests (tests/e2e/conftest.py).
+PULUMI_PLUGINS = ("github",)
 REVIEWER_ID = 1234567
 BACKEND_URL = "s3://mcp-pulumi-state/e2e"
 

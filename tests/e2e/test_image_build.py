@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from local.target import HttpProbe, LocalServer
     from tests.e2e.conftest import E2EStack
 
+# The session's toolchain builds this plugin only for these tests (tests/e2e/conftest.py).
+PULUMI_PLUGINS = ("docker",)
 ROOT_APP_FILES = ("main.go", "go.mod", "Dockerfile", "build.sh")
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, "

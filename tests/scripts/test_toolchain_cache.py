@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,9 @@ class Cache:
         version = PLUGINS.get(part, PULUMI)
         return self.root / "parts" / f"{part}-{version}"
 
-    def build(self) -> subprocess.CompletedProcess[str]:
+    def build(self, *plugins: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["bash", str(BUILD)],
+            ["bash", str(BUILD), *plugins],
             env={
                 "PATH": "/usr/bin:/bin",  # no Go: a rebuild stops at need_go
                 "HOME": str(self.root.parent),
@@ -96,7 +97,7 @@ def write_part(directory: Path, files: dict[str, str]) -> None:
     (directory / ".complete").touch()
 
 
-def make_cache(tmp_path: Path) -> Cache:
+def make_cache(tmp_path: Path, plugins: tuple[str, ...] = tuple(PLUGINS)) -> Cache:
     cache = Cache(tmp_path / "tools-cache", tmp_path / "runs.log")
     write_part(cache.part("cli"), {"pulumi": FAKE_PULUMI})
     write_part(
@@ -106,7 +107,7 @@ def make_cache(tmp_path: Path) -> Cache:
             "pulumi-language-python-exec": stand_in("language-python-exec"),
         },
     )
-    for name in PLUGINS:
+    for name in plugins:
         write_part(cache.part(name), {f"pulumi-resource-{name}": stand_in(name)})
     return cache
 
@@ -199,3 +200,44 @@ def test_a_cache_without_checksums_is_not_trusted(tmp_path: Path) -> None:
         result.stderr
     )
     assert "'go' is not on PATH" in result.stderr
+
+
+def test_a_toolchain_of_some_plugins_never_builds_the_others(tmp_path: Path) -> None:
+    """The demo's stack needs only `command`: with no docker or github part in the cache (and
+    no Go to build one), asking for `command` assembles a toolchain of its own without them."""
+    cache = make_cache(tmp_path, plugins=("command",))
+    result = cache.build("command")
+    assert result.returncode == 0, result.stderr
+    toolchain = cache.root / f"pulumi-{PULUMI}-python-{PULUMI}-command-{PLUGINS['command']}"
+    assert result.stdout.strip() == str(toolchain / "bin")
+    assert result.stderr.count("(checksums verified)") == 3, result.stderr  # cli, language, command
+    assert "docker" not in result.stderr and "github" not in result.stderr
+    installed = sorted(p.name for p in (toolchain / "pulumi-home" / "plugins").iterdir())
+    assert installed == [f"resource-command-v{PLUGINS['command']}"]
+    assert "pulumi-resource-command" in (toolchain / "SHA256SUMS").read_text()
+    again = cache.build("command")
+    assert f"reusing the toolchain in {toolchain} (checksums verified)" in again.stderr
+    # Asking for docker too builds only the missing part (here: no Go, so it stops there).
+    more = cache.build("command", "docker")
+    assert more.returncode != 0 and more.stdout == ""
+    assert f"building pulumi-resource-docker v{PLUGINS['docker']}" in more.stderr
+    assert "'go' is not on PATH" in more.stderr and "github" not in more.stderr
+
+
+def test_a_command_only_toolchain_never_seeds_the_parts_cache(tmp_path: Path) -> None:
+    """The command-only toolchain has the name of the layout before the parts cache, whose
+    binaries seeded it; only a directory of that old layout (with plugin-src/) still does."""
+    cache = make_cache(tmp_path, plugins=("command",))
+    assert cache.build("command").returncode == 0
+    shutil.rmtree(cache.part("cli"))
+    toolchain = cache.root / f"pulumi-{PULUMI}-python-{PULUMI}-command-{PLUGINS['command']}"
+    (toolchain / ".complete").unlink()  # assembled again, from the parts
+    result = cache.build("command")
+    assert result.returncode != 0
+    assert "reused from" not in result.stderr and "'go' is not on PATH" in result.stderr
+
+
+def test_an_unknown_plugin_is_refused(tmp_path: Path) -> None:
+    result = make_cache(tmp_path).build("dokcer")
+    assert result.returncode != 0 and result.stdout == ""
+    assert "unknown plugin 'dokcer' (the plugins: command, docker, github)" in result.stderr
