@@ -44,5 +44,8 @@ say "lint: ruff and shellcheck"
 mapfile -t shell_files < <(git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
 shellcheck -x "${shell_files[@]}"
 
-say "running pytest"
-.venv/bin/python -m pytest tests -p no:cacheprovider "$@"
+# Two workers (pytest-xdist): the tests that use the local server stay together in one of them,
+# serially as before (tests/conftest.py puts them in one group); the others share the two.
+workers=${MCP_TEST_WORKERS:-2}
+say "running pytest ($workers workers; the server-bound tests in one of them, in order)"
+.venv/bin/python -m pytest tests -p no:cacheprovider -n "$workers" --dist loadgroup "$@"
