@@ -5,9 +5,15 @@
 //	crash     exits with status 1 at start
 //	error500  health answers 500
 //	slow      health answers 503 for the first 600 s
+//	flaky500  healthy (/api/v1/health always 200), but every other request to
+//	          /api/v1/version answers 500: a release that passes its health check and
+//	          then fails a share of real traffic (what a canary's gate must catch)
 //	writer    healthy, and appends to <data>/stream.log without pause (a busy app: its data
 //	          changes while a backup reads it); GET /api/v1/dump copies it, under the
 //	          writer's lock, to <data>/dump.txt (a consistent dump, like a database's)
+//
+// Every mode serves GET /api/v1/version ({"version": ...}): the route the load prober of the
+// canary tests and benchmark asks.
 //
 // `mcp-sample-app dump` (run in the container, e.g. as a pre-backup command: the image has
 // no shell) asks the running app for that dump and exits 0 once it is written.
@@ -23,6 +29,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -126,12 +133,12 @@ func main() {
 
 	log.Printf("mcp-sample-app version=%s mode=%s listening on %s", version, mode, addr)
 	switch mode {
-	case "ok", "error500", "slow", "writer":
+	case "ok", "error500", "slow", "writer", "flaky500":
 	case "crash":
 		log.Printf("APP_MODE=crash: exiting with status 1")
 		os.Exit(1)
 	default:
-		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow or writer)", mode)
+		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow, writer or flaky500)", mode)
 		os.Exit(2)
 	}
 
@@ -155,6 +162,15 @@ func main() {
 		default:
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version})
 		}
+	})
+	var served atomic.Uint64
+	mux.HandleFunc("/api/v1/version", func(w http.ResponseWriter, r *http.Request) {
+		if mode == "flaky500" && served.Add(1)%2 == 0 {
+			writeJSON(w, http.StatusInternalServerError,
+				map[string]string{"status": "error", "version": version})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version})
 	})
 	mux.HandleFunc("/api/v1/dump", func(w http.ResponseWriter, r *http.Request) {
 		streamMu.Lock()

@@ -42,6 +42,8 @@ SAMPLE_IMAGES: dict[str, tuple[str, str]] = {
     "broken-500": ("broken-500", "error500"),
     "broken-slow": ("broken-slow", "slow"),
     "writer": ("writer", "writer"),  # healthy; appends to data/stream.log without pause
+    # healthy, but every other GET /api/v1/version answers 500 (a canary's gate must stop it)
+    "flaky-500": ("flaky-500", "flaky500"),
 }
 SAMPLE_REPOSITORY = "mcp/app"
 

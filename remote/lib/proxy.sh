@@ -1,19 +1,26 @@
 # shellcheck shell=bash
-# One job: the blue-green proxy (sourced, never run): its container and config, the switch of
-# traffic from one colour to the other, and the record of which colour is live, kept true
-# across a kill, a reboot or a full disk at any point of a switch. See remote/README.md
-# "Strategies". The bg_* functions need bluegreen.sh's globals (BG_PORT, BG_PROXY_DIR...);
-# live_intent_colour is what the read-only paths (live_colour in lib/compose.sh) use.
+# One job: the proxy shared by blue-green and canary (sourced, never run): its container and
+# config, every change of where traffic goes (a switch from one colour to the other, a canary's
+# weighted split, its abort), and the record of which colour is live, kept true across a kill,
+# a reboot or a full disk at any point of a change. See remote/README.md "Strategies". The
+# bg_* functions need bluegreen.sh's globals (BG_PORT, BG_PROXY_DIR...); live_intent_colour is
+# what the read-only paths (live_colour in lib/compose.sh) use.
 #
-#   .deploy/live-colour       the colour serving traffic ("blue" or "green")
-#   .deploy/live-colour.next  a switch is (or was, if a run was killed) under way:
-#                             "<colour switched to> <blue port> <green port>"
+#   .deploy/live-colour       the colour serving traffic ("blue" or "green"); during a canary,
+#                             the colour it started from (until the new one takes 100%)
+#   .deploy/live-colour.next  a change is (or was, if a run was killed) under way:
+#                             "<colour switched to> <blue port> <green port>", or for a canary
+#                             step "<new colour> <blue port> <green port> <percent>"
+#   .deploy/proxy/access.log  the proxy's JSON access log, one line per request with the
+#                             upstream that answered it (the canary's gate reads it)
 #
 # A switch: write live-colour.next (atomically), point the proxy, check the public URL,
-# write live-colour (atomically), remove live-colour.next. Killed anywhere in between, the
-# next run finds live-colour.next (or a live-colour that disagrees with the proxy) and takes
-# the truth from what the proxy really routes to (bg_reconcile); until then live_colour
-# resolves it the same way.
+# write live-colour (atomically), remove live-colour.next. A canary step writes the intent,
+# then splits the proxy (live-colour still names the old colour). Killed anywhere in between,
+# the next run finds live-colour.next (or a live-colour that disagrees with the proxy) and takes
+# the truth from what the proxy really routes to (bg_reconcile): one upstream is the live
+# colour; a split is an interrupted canary, and all traffic goes back to the colour it started
+# from. Until then live_colour resolves it the same way.
 
 # write_atomic FILE TEXT: FILE holds TEXT (one line) or is left as it was (temp file + mv),
 # never truncated (e.g. on a full disk).
@@ -27,39 +34,66 @@ write_atomic() {
     return 1
 }
 
-# proxy_routed_dial DEPLOY_DIR: the upstream the proxy routes to (e.g. 127.0.0.1:8002): asked
-# of the running proxy (admin API, unix socket), else read from its config file (what it
-# loads when it starts). Fails when neither answers.
-proxy_routed_dial() {
-    local dir="$1/.deploy/proxy" dial=""
+# proxy_routes DEPLOY_DIR: where the proxy sends traffic, "<from> PORT" (one upstream) or
+# "<from> PORT:WEIGHT PORT:WEIGHT" (a canary's split); <from> is "running" (asked of the
+# running proxy: admin API, unix socket) or "file" (its config file: what it loads when it
+# starts). Fails when neither tells.
+proxy_routes() {
+    local dir="$1/.deploy/proxy" conf="" from=running ports=() weights=() out="" i
     if [[ -S $dir/admin.sock ]]; then
-        dial=$(curl -fsS --max-time 5 --unix-socket "$dir/admin.sock" \
-            http://localhost/config/apps/http/servers/mcp/routes/0/handle/0/upstreams/0/dial 2>/dev/null </dev/null || true)
+        conf=$(curl -fsS --max-time 5 --unix-socket "$dir/admin.sock" \
+            http://localhost/config/apps/http/servers/mcp/routes 2>/dev/null </dev/null || true)
     fi
-    if [[ -z $dial && -f $dir/caddy.json ]]; then
-        dial=$(sed -n 's/.*"dial": *"\([^"]*\)".*/\1/p' -- "$dir/caddy.json" 2>/dev/null | head -n 1 || true)
+    if [[ $conf != *'"dial"'* ]]; then
+        conf=$(cat -- "$dir/caddy.json" 2>/dev/null || true) from=file
     fi
-    dial=${dial//[$'"\r\n ']/}
-    [[ $dial == *:* ]] || return 1
-    printf '%s' "$dial"
+    mapfile -t ports < <(grep -oE '"dial": *"[^"]*:[0-9]+"' <<<"$conf" | grep -oE '[0-9]+"$' | tr -d '"' || true)
+    mapfile -t weights < <(grep -oE '"weights": *\[[0-9, ]*\]' <<<"$conf" | grep -oE '[0-9]+' || true)
+    ((${#ports[@]} >= 1)) || return 1
+    if ((${#ports[@]} == 1)); then
+        printf '%s %s' "$from" "${ports[0]}"
+        return 0
+    fi
+    for i in "${!ports[@]}"; do out+=" ${ports[i]}:${weights[i]:-1}"; done
+    printf '%s%s' "$from" "$out"
 }
 
-# live_intent_colour DEPLOY_DIR RECORDED: with live-colour.next present (an interrupted switch),
-# the colour the proxy really routes to; RECORDED when that cannot be told.
+# routes_old_colour ROUTES INTENT RECORDED: for a split (an interrupted canary), the colour it
+# started from: the other colour than the intent's canary, else RECORDED, else the upstream
+# with the larger weight. Needs BLUE GREEN ports as $4 $5.
+routes_old_colour() {
+    local routes=$1 target=${2%% *} recorded=$3 blue=$4 green=$5 a b
+    if [[ $target == blue ]]; then printf green && return 0; fi
+    if [[ $target == green ]]; then printf blue && return 0; fi
+    if [[ $recorded == blue || $recorded == green ]]; then printf '%s' "$recorded" && return 0; fi
+    read -r a b <<<"$routes"
+    [[ ${a#*:} -ge ${b#*:} ]] || a=$b
+    if [[ ${a%%:*} == "$blue" ]]; then printf blue; elif [[ ${a%%:*} == "$green" ]]; then printf green; fi
+}
+
+# live_intent_colour DEPLOY_DIR RECORDED: with live-colour.next present (an interrupted change),
+# the colour the proxy really routes to (for a canary's split: the colour it started from);
+# RECORDED when that cannot be told.
 live_intent_colour() {
-    local intent _target blue green dial
+    local intent _target blue green routes
     intent=$(head -n 1 -- "$1/.deploy/live-colour.next" 2>/dev/null || true)
-    read -r _target blue green <<<"$intent" || true
-    if dial=$(proxy_routed_dial "$1"); then
-        if [[ ${dial##*:} == "$blue" ]]; then printf blue && return 0; fi
-        if [[ ${dial##*:} == "$green" ]]; then printf green && return 0; fi
+    read -r _target blue green _ <<<"$intent" || true
+    if routes=$(proxy_routes "$1"); then
+        routes=${routes#* }
+        if [[ $routes == "$blue" ]]; then printf blue && return 0; fi
+        if [[ $routes == "$green" ]]; then printf green && return 0; fi
+        if [[ $routes == *' '* ]]; then
+            routes_old_colour "$routes" "$intent" "$2" "$blue" "$green"
+            return 0
+        fi
     fi
     printf '%s' "$2"
 }
 
-# bg_record_intent COLOUR: live-colour.next, before the proxy is touched.
+# bg_record_intent COLOUR [PERCENT]: live-colour.next, before the proxy is touched (PERCENT:
+# a canary step sending that share to COLOUR).
 bg_record_intent() {
-    mkdir -p -- "${BG_LIVE_FILE%/*}" && write_atomic "$BG_LIVE_FILE.next" "$1 ${BG_PORT[blue]} ${BG_PORT[green]}"
+    mkdir -p -- "${BG_LIVE_FILE%/*}" && write_atomic "$BG_LIVE_FILE.next" "$1 ${BG_PORT[blue]} ${BG_PORT[green]}${2:+ $2}"
 }
 
 # bg_record_live COLOUR: live-colour, then drop live-colour.next. On failure (disk full) the
@@ -80,12 +114,14 @@ bg_point_back() {
     rm -f -- "$BG_LIVE_FILE.next"
 }
 
-# bg_reconcile: at the start of a blue-green release or restore (under the deploy lock, before
-# anything reads the live colour): make live-colour say what the proxy really routes to.
+# bg_reconcile: at the start of a blue-green or canary release or restore (under the deploy
+# lock, before anything reads the live colour): make live-colour say what the proxy really
+# routes to; a split left by an interrupted canary sends all traffic back to the colour that
+# canary started from (through the same intent-first switch).
 bg_reconcile() {
-    [[ $STRATEGY == blue-green ]] || return 0
+    [[ $STRATEGY != recreate ]] || return 0
     bg_init
-    local recorded intent="" state dial from colour="" c
+    local recorded intent="" state routes from colour="" c old
     recorded=$(head -n 1 -- "$BG_LIVE_FILE" 2>/dev/null || true)
     [[ $recorded == blue || $recorded == green ]] || recorded=""
     [[ ! -f $BG_LIVE_FILE.next ]] || intent=$(head -n 1 -- "$BG_LIVE_FILE.next" 2>/dev/null || printf '?')
@@ -96,28 +132,37 @@ bg_reconcile() {
         rm -f -- "$BG_LIVE_FILE.next"
         return 0
     fi
-    if [[ $state == true* ]] && dial=$(bg_admin /config/apps/http/servers/mcp/routes/0/handle/0/upstreams/0/dial 2>/dev/null); then
-        from="the proxy routes to"
-    elif dial=$(proxy_routed_dial "$DEPLOY_DIR"); then
-        from="the proxy (not answering: $state) is configured for" # what it loads when it starts
-    else
+    if ! routes=$(proxy_routes "$DEPLOY_DIR"); then
         log "WARNING: cannot tell where the proxy $BG_PROXY_NAME routes ($state; no $BG_PROXY_DIR/caddy.json): keeping .deploy/live-colour (${recorded:-empty})"
         return 0
     fi
-    dial=${dial//[$'"\r\n ']/}
+    from="the proxy routes to"
+    # Not answering: what it loads when it starts.
+    [[ $routes == running* ]] || from="the proxy (not answering: $state) is configured for"
+    routes=${routes#* }
+    if [[ $routes == *' '* ]]; then
+        old=$(routes_old_colour "$routes" "$intent" "$recorded" "${BG_PORT[blue]}" "${BG_PORT[green]}")
+        [[ -n $old ]] || die "$E_ROLLBACK_FAILED" "ACT NOW: $from a split ($routes) that is neither colour's ($COLOUR_PORTS); check $BG_PROXY_DIR/caddy.json"
+        log "reconciled: $from a canary split (port:weight $routes) left by an interrupted canary release (${BG_LIVE_FILE##*/}.next: ${intent:-none}): sending all traffic back to colour $old, the one it started from"
+        bg_record_intent "$old" || die "$E_MISSING" "cannot write $BG_LIVE_FILE.next (disk full?): the proxy still splits traffic ($routes); free some space and retry"
+        bg_point_proxy "$old" || die "$E_ROLLBACK_FAILED" "ACT NOW: the proxy still splits traffic ($routes) and pointing it back at colour $old failed: $BG_ERROR"
+        bg_record_live "$old" ||
+            die "$E_MISSING" "cannot record the live colour $old in $BG_LIVE_FILE (disk full?): colour $old serves all traffic; free some space and retry"
+        return 0
+    fi
     for c in blue green; do
-        if [[ ${dial##*:} == "${BG_PORT[$c]}" ]]; then colour=$c; fi
+        if [[ $routes == "${BG_PORT[$c]}" ]]; then colour=$c; fi
     done
     if [[ -z $colour ]]; then
-        log "WARNING: $from $dial, which is neither colour port ($COLOUR_PORTS): keeping .deploy/live-colour (${recorded:-empty})"
+        log "WARNING: $from 127.0.0.1:$routes, which is neither colour port ($COLOUR_PORTS): keeping .deploy/live-colour (${recorded:-empty})"
         rm -f -- "$BG_LIVE_FILE.next"
         return 0
     fi
     [[ $colour != "$recorded" || -n $intent ]] || return 0
     if [[ $colour != "$recorded" ]]; then
-        log "reconciled live colour: $from $colour ($dial) but .deploy/live-colour said ${recorded:-nothing}: a previous release was interrupted after the switch"
+        log "reconciled live colour: $from $colour (127.0.0.1:$routes) but .deploy/live-colour said ${recorded:-nothing}: a previous release was interrupted after the switch"
     else
-        log "reconciled live colour: $from $colour ($dial), as .deploy/live-colour says: a previous release was interrupted during its switch (${BG_LIVE_FILE##*/}.next: $intent)"
+        log "reconciled live colour: $from $colour (127.0.0.1:$routes), as .deploy/live-colour says: a previous release was interrupted during its switch (${BG_LIVE_FILE##*/}.next: $intent)"
     fi
     bg_record_live "$colour" ||
         die "$E_MISSING" "cannot record the live colour $colour in $BG_LIVE_FILE (disk full?): nothing was changed, colour $colour keeps serving; free some space and retry"
@@ -132,17 +177,30 @@ bg_ensure_proxy_image() {
     run_logged docker pull "$PROXY_IMAGE" </dev/null
 }
 
-# bg_write_config UPSTREAM_PORT: the proxy's whole config, written atomically. It listens on
-# fd 3: the socket of --proxy-listen, bound once by the image's launcher (proxy/launcher), so
-# that a reload never opens a second socket (no connection reset or refused during a switch).
+# bg_write_config PORT [PORT2 WEIGHT WEIGHT2]: the proxy's whole config, written atomically:
+# all traffic to 127.0.0.1:PORT, or split between PORT and PORT2 by weight (Caddy's
+# weighted_round_robin: with weights 9 and 1, one request in every 10 goes to PORT2). It
+# listens on fd 3: the socket of --proxy-listen, bound once by the image's launcher
+# (proxy/launcher), so that a reload never opens a second socket (no connection reset or
+# refused during a switch). Every request is logged (JSON, access.log, rolled at 5 MB) with
+# the upstream that answered it ("upstream": log_append).
 bg_write_config() {
-    local port=$1 tmp
+    local port=$1 tmp upstreams policy=""
+    upstreams="{\"dial\": \"127.0.0.1:$port\"}"
+    if [[ -n ${2:-} ]]; then
+        upstreams+=", {\"dial\": \"127.0.0.1:$2\"}"
+        policy="\"selection_policy\": {\"policy\": \"weighted_round_robin\", \"weights\": [$3, $4]}, "
+    fi
     mkdir -p -- "$BG_PROXY_DIR" || return 1
     tmp=$(mktemp "$BG_PROXY_DIR/caddy.json.XXXXXX") || return 1
     cat >"$tmp" <<JSON
 {
   "admin": {"listen": "unix//config/admin.sock"},
-  "logging": {"logs": {"default": {"level": "WARN"}}},
+  "logging": {"logs": {
+    "default": {"level": "WARN", "exclude": ["http.log.access.mcp"]},
+    "access": {"level": "INFO", "include": ["http.log.access.mcp"], "encoder": {"format": "json"},
+               "writer": {"output": "file", "filename": "/config/access.log", "roll_size_mb": 5, "roll_keep": 1}}
+  }},
   "apps": {
     "http": {
       "grace_period": "30s",
@@ -150,11 +208,14 @@ bg_write_config() {
         "mcp": {
           "listen": ["fd/3"],
           "automatic_https": {"disable": true},
+          "logs": {"default_logger_name": "mcp"},
           "routes": [{
             "handle": [{
+              "handler": "log_append", "key": "upstream", "value": "{http.reverse_proxy.upstream.hostport}"
+            }, {
               "handler": "reverse_proxy",
-              "upstreams": [{"dial": "127.0.0.1:$port"}],
-              "load_balancing": {"try_duration": "5s", "try_interval": "250ms"}
+              "upstreams": [$upstreams],
+              "load_balancing": {${policy}"try_duration": "5s", "try_interval": "250ms"}
             }]
           }]
         }
@@ -216,19 +277,26 @@ bg_proxy_start() {
     return 1
 }
 
-# bg_point_proxy COLOUR: send all new requests to COLOUR. Graceful: Caddy keeps its listener
+# bg_point_proxy COLOUR [OTHER WEIGHT OTHER_WEIGHT]: send all new requests to COLOUR (or split
+# them between COLOUR and OTHER by weight: a canary step). Graceful: Caddy keeps its listener
 # and lets in-flight requests finish on the old upstream. Starts the proxy if needed (a
 # different --proxy-image replaces the container: a sub-second gap). Sets BG_ERROR.
 bg_point_proxy() {
-    local colour=$1 state out
+    local colour=$1 state out what
     BG_ERROR=""
-    bg_write_config "${BG_PORT[$colour]}" || {
+    if [[ -n ${2:-} ]]; then
+        bg_write_config "${BG_PORT[$colour]}" "${BG_PORT[$2]}" "$3" "$4"
+        what="$colour and $2 (weights $3:$4)"
+    else
+        bg_write_config "${BG_PORT[$colour]}"
+        what="$colour (127.0.0.1:${BG_PORT[$colour]})"
+    fi || {
         BG_ERROR="cannot write $BG_PROXY_DIR/caddy.json"
         return 1
     }
     state=$(bg_proxy_state)
     if [[ $state == "true $PROXY_IMAGE $PROXY_LISTEN" ]]; then
-        log "switching the proxy to $colour (127.0.0.1:${BG_PORT[$colour]}): POST /load to $BG_PROXY_DIR/admin.sock"
+        log "switching the proxy to $what: POST /load to $BG_PROXY_DIR/admin.sock"
         if ! out=$(bg_admin /load -H 'Content-Type: application/json' --data-binary "@$BG_PROXY_DIR/caddy.json" 2>&1); then
             BG_ERROR="the proxy refused the new config: ${out:0:500}"
             return 1
@@ -251,6 +319,30 @@ bg_switch() {
     bg_point_proxy "$colour" || return 1
     if ! reason=$(health_check "$HEALTH_URL" 5 15); then
         # shellcheck disable=SC2034 # read by bluegreen.sh
+        BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $reason"
+        return 1
+    fi
+    return 0
+}
+
+# bg_split NEW OLD PERCENT: a canary step: record the intent (NEW, PERCENT), then send PERCENT
+# of the requests to NEW and the rest to OLD (weights reduced: 10% is 1 in 9+1, 50% every
+# other request), and check the public health URL through the proxy. live-colour keeps
+# naming OLD. Returns 2 when nothing was touched (the intent could not be written), 1 when
+# the proxy may have moved. Sets BG_ERROR.
+bg_split() {
+    local new=$1 old=$2 percent=$3 a b g reason
+    a=$percent b=$((100 - percent))
+    for ((g = a; b > 0; )); do
+        local t=$((g % b))
+        g=$b b=$t
+    done
+    if ! bg_record_intent "$new" "$percent"; then
+        BG_ERROR="cannot write $BG_LIVE_FILE.next (disk full?): the proxy was not touched"
+        return 2
+    fi
+    bg_point_proxy "$old" "$new" $(((100 - percent) / g)) $((percent / g)) || return 1
+    if ! reason=$(health_check "$HEALTH_URL" 5 15); then
         BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $reason"
         return 1
     fi
