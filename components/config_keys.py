@@ -73,7 +73,7 @@ HOST_KEY_TYPES = (
     "ecdsa-sha2-nistp521",
     "ssh-rsa",
 )
-STRATEGIES = ("recreate", "blue-green")
+STRATEGIES = ("recreate", "blue-green", "canary")
 
 
 def valid_host_key(text: str) -> bool:
@@ -225,12 +225,13 @@ KEYS: tuple[Key, ...] = (
     _k("app.pauseDuringBackup", "bool", "true", "pause the service container while the "
        "archive is written (requests wait); always unpaused", default=False),
     _k("app.strategy", "string", "blue-green", "`recreate` (stop the old container, start "
-       "the new one in place) or `blue-green` (zero downtime: a proxy switches traffic to the "
-       "new version only once it is healthy; see below)", default="recreate",
+       "the new one in place), `blue-green` (zero downtime: a proxy switches traffic to the "
+       "new version only once it is healthy; see below) or `canary` (as blue-green, then the "
+       "traffic moves in gated steps, `mcp:canary`)", default="recreate",
        check=STRATEGIES.__contains__,
        rule=f"must be one of {', '.join(STRATEGIES)}"),
     _k("proxy", "object", '{"image": "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"}',
-       "blue-green only, required: the proxy", optional=True),
+       "blue-green and canary only, required: the proxy", optional=True),
     _k("proxy.image", "string", "ghcr.io/feustey/mcp-proxy:caddy-2.11.9",
        "the proxy image, built by `proxy/build.sh IMAGE --push`",
        check=PROXY_IMAGE_PATTERN,
@@ -243,6 +244,17 @@ KEYS: tuple[Key, ...] = (
        "apps (default: health URL port + 1, + 2)", optional=True),
     _k("proxy.drainSeconds", "int", "2", "how long the old version keeps running after the "
        "switch", default=2, low=0, high=300),
+    _k("canary", "object", '{"steps": [10, 50, 100], "holdSeconds": 30}',
+       "canary only: the steps and their gate (all optional)", optional=True),
+    _k("canary.steps", "list", "[10, 50, 100]", "the new version's share of requests (%) at "
+       "each step, rising, the last 100; each held `holdSeconds`", optional=True),
+    _k("canary.holdSeconds", "int", "30", "how long each step is held and watched",
+       default=30, low=0, high=3600),
+    _k("canary.maxErrorPercent", "int", "1", "the gate: the most of the new version's "
+       "requests (%) the proxy may see fail (5xx or no answer) at a step; beyond it all traffic "
+       "goes back to the old version", default=1, low=0, high=100),
+    _k("canary.maxLatencyMs", "int", "1000", "the gate: the highest p95 latency (ms) of the "
+       "new version's requests at a step", default=1000, low=1, high=600_000),
     _k("imageTag", "string", "3f2c1ab9e04d7c5b8a61f0e2d9c4b7a8e5f60123",
        "image tag: the full commit SHA (the workflow sets it); not needed in restore mode "
        "(`mcp:restoreBackup`), where the backup names the image",

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import AppSettings, PathSettings, ReleaseInfo, blue_green_addresses
+from components.settings import (
+    PROXY_STRATEGIES,
+    AppSettings,
+    CanarySettings,
+    PathSettings,
+    ReleaseInfo,
+    blue_green_addresses,
+)
 
 SCRIPTS_SOURCE_DIR = Path(__file__).resolve().parent.parent / "remote"
 INSTALL_SCRIPT = "install-scripts.sh"  # installs an uploaded copy of SCRIPTS_SOURCE_DIR
@@ -147,17 +154,27 @@ def consistency_options(app: AppSettings) -> list[Option]:
 
 def strategy_options(app: AppSettings) -> list[Option]:
     """Nothing for `recreate` (the scripts' default: existing stacks' command lines stay the
-    same); for `blue-green`, every proxy option, defaults computed here and passed explicitly."""
-    if app.strategy != "blue-green":
+    same); for `blue-green` and `canary`, every proxy option, defaults computed here and passed
+    explicitly, and for `canary` every step and gate option."""
+    if app.strategy not in PROXY_STRATEGIES:
         return []
     addresses = blue_green_addresses(app.health_url, app.proxy) if app.proxy else None
     if app.proxy is None or addresses is None:
-        raise ValueError("app.strategy blue-green needs valid mcp:proxy settings")
+        raise ValueError(f"app.strategy {app.strategy} needs valid mcp:proxy settings")
     blue, green = addresses.colour_ports
-    return [
-        ("--strategy", "blue-green"),
+    options: list[Option] = [
+        ("--strategy", app.strategy),
         ("--proxy-image", app.proxy.image),
         ("--proxy-listen", addresses.listen),
         ("--colour-ports", f"{blue},{green}"),
         ("--drain-seconds", app.proxy.drain_seconds),
     ]
+    if app.strategy == "canary":
+        canary = app.canary or CanarySettings()
+        options += [
+            ("--canary-steps", ",".join(str(step) for step in canary.steps)),
+            ("--canary-hold-seconds", canary.hold_seconds),
+            ("--canary-max-error-percent", canary.max_error_percent),
+            ("--canary-max-latency-ms", canary.max_latency_ms),
+        ]
+    return options

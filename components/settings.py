@@ -139,6 +139,20 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
+class CanarySettings:
+    """The steps and gate of the canary strategy (see remote/lib/canary.sh)."""
+
+    steps: tuple[int, ...] = (10, 50, 100)
+    hold_seconds: int = 30
+    max_error_percent: int = 1
+    max_latency_ms: int = 1000
+
+
+# The strategies that run behind the proxy (remote/bluegreen.sh).
+PROXY_STRATEGIES = ("blue-green", "canary")
+
+
+@dataclass(frozen=True)
 class AppSettings:
     compose_source: str
     compose_file: str
@@ -152,6 +166,7 @@ class AppSettings:
     compose_project: str | None = None
     strategy: str = "recreate"
     proxy: ProxySettings | None = None
+    canary: CanarySettings | None = None  # app.strategy canary only
     pre_backup_command: str | None = None  # run in the service container before a backup
     pause_during_backup: bool = False  # docker pause the service while the archive is written
     health_status: int = 200  # the HTTP status that means healthy (redirects not followed)
@@ -570,13 +585,14 @@ def _read_app(reader: _Reader) -> AppSettings:
     lock_timeout = reader.integer("app.lockTimeoutSeconds")
     compose_project = reader.optional_text("app.composeProject")
     strategy = reader.text("app.strategy")
-    proxy = _read_proxy(reader, required=strategy == "blue-green")
-    if strategy == "blue-green" and valid_url(health_url):  # else already reported
+    proxy = _read_proxy(reader, required=strategy in PROXY_STRATEGIES)
+    canary = _read_canary(reader) if strategy == "canary" else None
+    if strategy in PROXY_STRATEGIES and valid_url(health_url):  # else already reported
         if BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url) is None:
             reader.problem(
                 "app.healthUrl",
                 "must be a plain http:// URL, http://HOST[:PORT][/PATH], with app.strategy "
-                "blue-green (the proxy serves HTTP on its port; put TLS in front of it), "
+                f"{strategy} (the proxy serves HTTP on its port; put TLS in front of it), "
                 f"got {health_url!r}",
             )
         elif proxy is not None:
@@ -596,6 +612,7 @@ def _read_app(reader: _Reader) -> AppSettings:
         compose_project=compose_project,
         strategy=strategy,
         proxy=proxy,
+        canary=canary,
         pre_backup_command=pre_backup_command or None,
         pause_during_backup=pause_during_backup,
         health_status=health_status,
@@ -603,7 +620,8 @@ def _read_app(reader: _Reader) -> AppSettings:
 
 
 def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
-    if reader.object("proxy", required=required, why="needed by app.strategy blue-green") is None:
+    why = "needed by app.strategy blue-green and canary"
+    if reader.object("proxy", required=required, why=why) is None:
         return None
     image = reader.text("proxy.image")
     listen = reader.optional_text("proxy.listen")
@@ -625,6 +643,36 @@ def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
             )
     drain = reader.integer("proxy.drainSeconds")
     return ProxySettings(image=image, listen=listen, colour_ports=colour_ports, drain_seconds=drain)
+
+
+def _read_canary(reader: _Reader) -> CanarySettings:
+    """`mcp:canary` (every field optional); the steps as canary_validate in
+    remote/lib/canary.sh wants them: up to 10 whole percentages, rising, the last 100."""
+    if reader.object("canary", required=False) is None:
+        return CanarySettings()
+    steps_raw = reader.read("canary.steps")
+    steps = CanarySettings.steps
+    if steps_raw is not None:
+        if (
+            isinstance(steps_raw, list)
+            and 1 <= len(steps_raw) <= 10
+            and all(isinstance(p, int) and not isinstance(p, bool) for p in steps_raw)
+            and all(a < b for a, b in zip([0, *steps_raw], steps_raw, strict=False))
+            and steps_raw[-1] == 100
+        ):
+            steps = tuple(steps_raw)
+        else:
+            reader.problem(
+                "canary.steps",
+                "must be up to 10 rising whole percentages of the requests, the last 100, "
+                f"got {steps_raw!r}",
+            )
+    return CanarySettings(
+        steps=steps,
+        hold_seconds=reader.integer("canary.holdSeconds"),
+        max_error_percent=reader.integer("canary.maxErrorPercent"),
+        max_latency_ms=reader.integer("canary.maxLatencyMs"),
+    )
 
 
 def _read_image(reader: _Reader, *, restore: bool) -> ImageSettings:

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Blue-green releases behind a reverse proxy (Caddy). Sourced by release.sh and restore.sh
-# after lib.sh, never run. See remote/README.md "Strategies".
+# Blue-green and canary releases behind a reverse proxy (Caddy). Sourced by release.sh and
+# restore.sh after lib.sh, never run. See remote/README.md "Strategies".
 #
 #   proxy       container <project>-proxy (docker run, --network host, restart unless-stopped)
 #               listening on --proxy-listen (the public port of the health URL); its config
@@ -15,7 +15,14 @@
 # port -> only then point the proxy at it (Caddy's POST /load: graceful, the listener is kept,
 # in-flight requests finish) -> record it as live -> wait --drain-seconds -> stop the old
 # colour. A colour that fails its health check never receives traffic: it is stopped and the
-# live colour keeps serving.
+# live colour keeps serving. A canary release (--strategy canary) moves the traffic in steps
+# instead of at once, with a gate at each (lib/canary.sh).
+# shellcheck source-path=SCRIPTDIR source=lib/canary.sh
+source "$MCP_LIB_DIR/canary.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/colours-compose.sh
+source "$MCP_LIB_DIR/colours-compose.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/bluegreen-restore.sh
+source "$MCP_LIB_DIR/bluegreen-restore.sh"
 
 # Options shared by release.sh and restore.sh (added to their OPT_VARS).
 STRATEGY=recreate PROXY_IMAGE="" PROXY_LISTEN="" COLOUR_PORTS="" DRAIN_SECONDS=2
@@ -25,13 +32,17 @@ BG_OPT_VARS=(
     --colour-ports COLOUR_PORTS --drain-seconds DRAIN_SECONDS
 )
 # shellcheck disable=SC2034 # appended to the sourcing script's USAGE
-readonly BG_USAGE="  --strategy NAME         recreate (default: stop, then start, in place) or blue-green
-                          (start beside the live colour, switch the proxy once healthy)
+readonly BG_USAGE="  --strategy NAME         recreate (default: stop, then start, in place), blue-green
+                          (start beside the live colour, switch the proxy once healthy) or
+                          canary (as blue-green, then move the traffic in gated steps;
+                          restore.sh: as blue-green)
   --proxy-image REF       blue-green: the proxy image (e.g. ghcr.io/owner/mcp-proxy:caddy-2.11.9)
   --proxy-listen ADDR     blue-green, required: where the proxy listens (e.g. 127.0.0.1:8000)
   --colour-ports B,G      blue-green, required: loopback ports of the blue and green apps,
                           exported as MCP_HTTP_PORT (e.g. 8001,8002)
-  --drain-seconds N       blue-green: wait before stopping the old colour (default 2)"
+  --drain-seconds N       blue-green: wait before stopping the old colour (default 2)
+                          (every blue-green option goes with canary too)
+$CANARY_USAGE"
 
 BG_PATH="" BG_BASE_PROJECT="" BG_PROXY_NAME="" BG_PROXY_DIR="" BG_LIVE_FILE=""
 BG_ERROR=""
@@ -44,6 +55,10 @@ bg_register_options() {
     for ((i = 0; i < ${#BG_OPT_VARS[@]}; i += 2)); do
         # shellcheck disable=SC2034 # OPT_VARS is the caller's associative array
         OPT_VARS["${BG_OPT_VARS[i]}"]=${BG_OPT_VARS[i + 1]}
+    done
+    for ((i = 0; i < ${#CANARY_OPT_VARS[@]}; i += 2)); do
+        # shellcheck disable=SC2034 # OPT_VARS is the caller's associative array
+        OPT_VARS["${CANARY_OPT_VARS[i]}"]=${CANARY_OPT_VARS[i + 1]}
     done
 }
 
@@ -59,10 +74,11 @@ bg_validate() {
                     die "$E_ARG" "--proxy-image, --proxy-listen and --colour-ports go with --strategy blue-green only (e.g. --strategy blue-green --proxy-image $IMAGE_EXAMPLE)"
             done
             check_nonneg_int --drain-seconds "$DRAIN_SECONDS"
+            canary_validate
             return 0
             ;;
-        blue-green) ;;
-        *) die "$E_ARG" "--strategy must be recreate or blue-green, got $(shown "$STRATEGY") (e.g. --strategy blue-green)" ;;
+        blue-green | canary) canary_validate ;;
+        *) die "$E_ARG" "--strategy must be recreate, blue-green or canary, got $(shown "$STRATEGY") (e.g. --strategy blue-green)" ;;
     esac
     require --proxy-image "$PROXY_IMAGE" "ghcr.io/owner/mcp-proxy:caddy-2.11.9"
     check_image --proxy-image "$PROXY_IMAGE"
@@ -120,45 +136,9 @@ bg_in_colour() {
     "$@"
 }
 
-# bg_check_compose FILE: refuse compose files the two colours cannot both run from:
-# a fixed container_name, or a named volume without an explicit name (compose would create
-# one volume per colour project, and the data would not be shared). Sets BG_ERROR.
-bg_check_compose() {
-    local file=$1 config unnamed sum stamp="$BG_PROXY_DIR/compose-checked"
-    # The stamp names the check's version: a file passed by an older check is checked again.
-    sum="$(sha256sum -- "$file" | cut -d' ' -f1) volume-names-2"
-    if [[ -f $stamp && $(cat -- "$stamp" 2>/dev/null) == "$sum" ]]; then
-        return 0 # this very file passed before (compose v1 takes ~1 s to print its config)
-    fi
-    # Under a probe project name: compose v2 prints every volume with a `name:`, the implicit
-    # ones as <project>_<volume>, where v1 prints none; so an implicit name is recognised by
-    # the probe's prefix, which no compose file names a volume with.
-    local probe="$PROJECT-volume-probe"
-    if ! config=$(PROJECT=$probe compose_cmd "$file" config 2>&1 </dev/null); then
-        BG_ERROR="compose config failed for $file: ${config:0:500}"
-        return 1
-    fi
-    if grep -qE '^[[:space:]]+container_name:' <<<"$config"; then
-        BG_ERROR="$file sets container_name: blue and green cannot both run; remove it (the scripts name the projects $BG_BASE_PROJECT-blue / -green)"
-        return 1
-    fi
-    unnamed=$(awk -v implicit="${probe}_" '
-        /^volumes:/ { inside = 1; next }
-        /^[^ ]/ { if (inside && vol != "" && !ok) print vol; inside = 0; vol = "" }
-        inside && /^  [^ ]/ { if (vol != "" && !ok) print vol; vol = $1; sub(/:.*/, "", vol); ok = 0; next }
-        inside && /^    external:/ { ok = 1 }
-        inside && /^    name:/ { n = $2; gsub(/["\047]/, "", n); if (n != implicit vol) ok = 1 }
-        END { if (inside && vol != "" && !ok) print vol }
-    ' <<<"$config" | tr '\n' ' ')
-    if [[ -n ${unnamed// /} ]]; then
-        BG_ERROR="named volume(s) ${unnamed% } in $file have no explicit 'name:': each colour would get its own empty volume. Give each one a name shared by both colours (e.g. volumes: {${unnamed%% *}: {name: ${BG_BASE_PROJECT}_${unnamed%% *}}}), or use a ./bind mount"
-        return 1
-    fi
-    if mkdir -p -- "$BG_PROXY_DIR"; then printf '%s\n' "$sum" >"$stamp" || true; fi
-    return 0
-}
-
-# The proxy (container, config, switch, live-colour record): lib/proxy.sh.
+# The proxy (container, config, switch, canary split, live-colour record): lib/proxy.sh;
+# the compose file check: lib/colours-compose.sh; the canary steps: lib/canary.sh; the
+# blue-green restore: lib/bluegreen-restore.sh.
 
 # bg_stop_colour COLOUR FILE: compose down that colour (volumes kept). Never fatal.
 bg_stop_colour() {
@@ -266,15 +246,24 @@ bg_release() {
     if ! body=$(MCP_IMAGE=$IMAGE bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$LIVE"); then
         bg_release_failed "$live" "$new" "$body"
     fi
-    bg_switch "$new" || bg_switch_failed "$live" "$new" "$?"
+    if [[ $STRATEGY == canary && -n $live ]]; then
+        canary_run "$live" "$new" # every step passed, or it exits (the abort: exit 10)
+    else
+        [[ $STRATEGY != canary ]] || log "canary: nothing serves behind the proxy yet, so there is nothing to compare with: switching at once"
+        bg_switch "$new" || bg_switch_failed "$live" "$new" "$?"
+    fi
     bg_record_live "$new" || true # on failure the intent stays: the next run reconciles
     set_env_image "$DEPLOY_DIR" "$IMAGE" || log "WARNING: could not update $DEPLOY_DIR/.env"
     log "traffic moved to colour $new ($IMAGE)"
     rm -rf -- "$saved"
     bg_retire "$live" "$LIVE" background
-    ledger_append "$DEPLOY_DIR" served "$IMAGE" release "healthy (blue-green, colour $new): ${body:0:200}" "$BACKUP_ID"
-    log "done: $IMAGE is released and healthy (blue-green, colour $new)"
-    json_object image "$IMAGE" health "$body" colour "$new" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"
+    ledger_append "$DEPLOY_DIR" served "$IMAGE" release "healthy ($STRATEGY, colour $new${CANARY_DONE:+, canary steps $CANARY_DONE passed}): ${body:0:200}" "$BACKUP_ID"
+    log "done: $IMAGE is released and healthy ($STRATEGY, colour $new${CANARY_DONE:+; canary steps passed: $CANARY_DONE})"
+    if [[ $STRATEGY == canary ]]; then
+        json_object image "$IMAGE" health "$body" colour "$new" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE" canary "${CANARY_DONE:-switched at once}"
+    else
+        json_object image "$IMAGE" health "$body" colour "$new" backup_id "$BACKUP_ID" previous_image "$PREVIOUS_IMAGE"
+    fi
     exit 0
 }
 
@@ -357,93 +346,4 @@ bg_switch_failed() {
     fi
     log "ACT NOW: the switch to colour $new ($IMAGE) failed ($why) AND pointing the proxy back at colour $live failed: $BG_ERROR. Check: docker logs $BG_PROXY_NAME; $BG_PROXY_DIR/caddy.json"
     exit "$E_ROLLBACK_FAILED"
-}
-
-# ---------------------------------------------------------------- restore
-
-# bg_restore ARCHIVE BACKUP_ID: restore.sh with --strategy blue-green (exits). The backup's
-# files are swapped in while the live colour keeps serving, the backup's image starts in the
-# idle colour, and traffic moves once it is healthy; if it is not, the files are swapped back
-# and the live colour never stops serving.
-# shellcheck disable=SC2153 # DEPLOY_DIR, ATTEMPTS, TIMEOUT... are restore.sh's globals
-bg_restore() {
-    local archive=$1 backup_id=$2 work manifest image file restored_file old
-    local live new url err="" reason
-    err=$(verify_archive "$archive") || die "$E_RESTORE" "backup $backup_id: $err"
-    work=$(mktemp -d "$DEPLOY_DIR/.deploy/restore.XXXXXX") || die "$E_RESTORE" "cannot create a temp dir in $DEPLOY_DIR/.deploy"
-    remove_on_exit "$work"
-    log "extracting $archive"
-    run_logged tar -xpzf "$archive" -C "$work" || die "$E_RESTORE" "could not extract $archive"
-    manifest="$work/$MANIFEST_NAME"
-    [[ -f $manifest ]] || die "$E_RESTORE" "$archive has no $MANIFEST_NAME"
-    image=$(manifest_value "$manifest" image)
-    if [[ -n $image ]] && ! valid_image "$image"; then
-        die "$E_RESTORE" "manifest of $archive names an invalid image: $(shown "$image")"
-    fi
-    restored_file=$(manifest_value "$manifest" compose_file)
-    [[ $restored_file =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] || restored_file=$COMPOSE_FILE
-    rm -f -- "$manifest"
-    if [[ -z $image ]]; then
-        log "the backup was taken when nothing was deployed: stopping everything, starting nothing"
-        bg_teardown force
-    else
-        bg_ensure_proxy_image || die "$E_RESTORE" "could not pull the proxy image $PROXY_IMAGE (nothing was touched)"
-    fi
-    live=$(live_colour "$DEPLOY_DIR")
-    new=$(bg_other "$live")
-
-    # Swap the files while the live colour keeps serving (its bind mounts follow the moved
-    # directories until it stops; writes it makes from now on are lost, as with any restore).
-    # The same swap as restore_archive (lib.sh): .deploy/ is never swapped.
-    old=$(replaced_prefix)
-    err=$(swap_in "$DEPLOY_DIR" "$work" "$old") || die "$E_RESTORE" "restore of backup $backup_id ($archive) FAILED: $err; the replaced files were put back. ${live:+The current version (colour $live) kept serving; no traffic moved.}"
-    BG_OLD=$old
-    log "restored the files of $DEPLOY_DIR from $archive"
-
-    if [[ -n $image ]]; then
-        file="$DEPLOY_DIR/$restored_file"
-        [[ -f $file ]] || bg_restore_failed "$backup_id" "$archive" "$live" "" "the backup has no compose file $restored_file"
-        MCP_IMAGE=$image bg_in_colour "$new" bg_check_compose "$file" ||
-            bg_restore_failed "$backup_id" "$archive" "$live" "" "$BG_ERROR"
-        log "starting $image as colour $new beside ${live:-nothing}"
-        if ! MCP_IMAGE=$image bg_in_colour "$new" run_logged compose_cmd "$file" up -d --remove-orphans </dev/null; then
-            MCP_IMAGE=$image bg_in_colour "$new" show_service_logs "$file"
-            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "compose up of $image failed"
-        fi
-        url=$(bg_colour_url "$new")
-        log "checking colour $new directly at $url; no traffic moves before it is healthy"
-        reason=$(MCP_IMAGE=$image bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$file") ||
-            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "restored version $image is unhealthy: $reason"
-        if ! bg_switch "$new"; then
-            err=$BG_ERROR
-            if [[ -n $live ]] && ! bg_point_back "$live"; then
-                die "$E_ROLLBACK_FAILED" "ACT NOW: restore of $backup_id: the switch to colour $new failed ($err) AND pointing the proxy back at colour $live failed: $BG_ERROR"
-            fi
-            bg_restore_failed "$backup_id" "$archive" "$live" "$new" "switch failed: $err"
-        fi
-        bg_record_live "$new" || true # on failure the intent stays: the next run reconciles
-        set_env_image "$DEPLOY_DIR" "$image" || log "WARNING: could not update $DEPLOY_DIR/.env"
-        log "traffic moved to colour $new ($image)"
-        bg_retire "$live" "$file"
-    fi
-    drop_replaced "$DEPLOY_DIR" "$old"
-    if [[ -z $image ]]; then
-        log "done: restored backup $backup_id ($archive); it was taken before anything was deployed, so nothing is running now"
-    else
-        ledger_append "$DEPLOY_DIR" served "$image" restore "restored backup $backup_id (blue-green, colour $new)" "$backup_id"
-        log "done: restored backup $backup_id ($archive); $image is serving from colour $new; ${UNDO_HINT:-}"
-    fi
-    json_object restored_backup "$backup_id" image "$image" replaced_backup "${REPLACED_BACKUP:-}"
-    exit 0
-}
-
-# bg_restore_failed ID ARCHIVE LIVE NEW REASON: put the previous files back, stop NEW, exit 12.
-bg_restore_failed() {
-    local backup_id=$1 archive=$2 live=$3 new=$4 reason=$5
-    log "restore failed ($reason); putting the previous files back"
-    if [[ -n $new ]]; then
-        MCP_IMAGE=${MCP_IMAGE:-mcp-image-not-set:none} bg_stop_colour "$new" "$DEPLOY_DIR/$COMPOSE_FILE"
-    fi
-    put_back "$DEPLOY_DIR" "$BG_OLD" || true
-    die "$E_RESTORE" "restore of backup $backup_id ($archive) FAILED: $reason. ${live:+The current version (colour $live) kept serving; no traffic moved.}"
 }

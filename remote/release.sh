@@ -14,7 +14,7 @@ USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME -
                   [--backup-dir DIR --keep N [--min-free-mb MB]
                    [--pre-backup-command CMD] [--pause-during-backup]]
                   [--project NAME] [--lock-timeout SECONDS]
-                  [--strategy recreate|blue-green --proxy-image REF --proxy-listen ADDR
+                  [--strategy recreate|blue-green|canary --proxy-image REF --proxy-listen ADDR
                    --colour-ports B,G [--drain-seconds N]]
 
 With --backup-dir, first take a fresh backup of DIR (as backup.sh does: archive, verify,
@@ -188,7 +188,7 @@ rollback() {
     exit "$E_ROLLBACK_FAILED"
 }
 
-if [[ $STRATEGY == blue-green ]]; then
+if [[ $STRATEGY != recreate ]]; then # blue-green or canary
     bg_release # exits
 fi
 bg_teardown # only when leaving blue-green for recreate

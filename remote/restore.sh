@@ -13,7 +13,7 @@ USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --backup-dir DIR --backup ID|latest 
                   [--health-status CODE] [--min-free-mb MB]
                   [--pre-backup-command CMD] [--pause-during-backup]
                   [--project NAME] [--lock-timeout SECONDS]
-                  [--strategy recreate|blue-green --proxy-image REF --proxy-listen ADDR
+                  [--strategy recreate|blue-green|canary --proxy-image REF --proxy-listen ADDR
                    --colour-ports B,G [--drain-seconds N]]
 
 Restore BACKUP-DIR/${BACKUP_PREFIX}ID.tar.gz: first back up what it replaces (a normal
@@ -133,7 +133,7 @@ log "backup $REPLACED_BACKUP ($REPLACED_ARCHIVE) holds what is replaced; $UNDO_H
 
 log "restoring backup $BACKUP_ID ($ARCHIVE), replacing ${PREVIOUS_IMAGE:-nothing} (strategy $STRATEGY)"
 bg_init
-if [[ $STRATEGY == blue-green ]]; then
+if [[ $STRATEGY != recreate ]]; then # blue-green or canary
     bg_restore "$ARCHIVE" "$BACKUP_ID" # exits
 fi
 bg_teardown # only when leaving blue-green for recreate

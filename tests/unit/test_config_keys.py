@@ -69,9 +69,10 @@ def test_int_rows_give_the_range_default_and_example_of_the_messages(
     assert row.low <= row.default <= row.high and row.low <= int(row.example) <= row.high
     config: dict[str, Any] = base_config(test_keys)
     assert row.object is not None
-    config.setdefault(row.object, {"image": "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"})
-    if row.object == "proxy":
-        config["app"] = {**config["app"], "strategy": "blue-green"}
+    config.setdefault("proxy", {"image": "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"})
+    config.setdefault(row.object, {})
+    if row.object in ("proxy", "canary"):
+        config["app"] = {**config["app"], "strategy": "canary"}
     config[row.object] = {**config[row.object], row.name.split(".", 1)[1]: row.high + 1}
     (problem,) = [p for p in problems_for(config) if p.startswith(f"mcp:{row.name}: ")]
     assert f"must be between {row.low} and {row.high}" in problem

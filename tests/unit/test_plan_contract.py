@@ -24,7 +24,7 @@ IMAGE_REF = "ghcr.io/feustey/mcp:3f2c1ab@sha256:" + "a" * 64
 OPTIONS = ("env_file", "registry_login", "pre_backup", "pause")
 VARIANTS = [
     (strategy, mode, dict(zip(OPTIONS, flags, strict=True)))
-    for strategy in ("recreate", "blue-green")
+    for strategy in ("recreate", "blue-green", "canary")
     for mode in ("deploy", "restore")
     for flags in itertools.product((False, True), repeat=len(OPTIONS))
 ]
@@ -33,9 +33,11 @@ VARIANTS = [
 def config_for(keys: TestKeys, strategy: str, mode: str, **on: bool) -> dict[str, Any]:
     config = base_config(keys)
     app = dict(config["app"])
-    if strategy == "blue-green":
-        app["strategy"] = "blue-green"
+    if strategy in ("blue-green", "canary"):
+        app["strategy"] = strategy
         config["proxy"] = {"image": PROXY_IMAGE}
+    if strategy == "canary":
+        config["canary"] = {"steps": [5, 25, 100], "holdSeconds": 10, "maxLatencyMs": 800}
     if on["pre_backup"]:
         app["preBackupCommand"] = "sh -c 'pg_dump -U mcp mcp > /data/dump.sql'"
     if on["pause"]:

@@ -113,7 +113,7 @@ def test_every_known_key_and_field_loads(test_keys: TestKeys) -> None:
         composeProject="mcp",
         preBackupCommand="true",
         pauseDuringBackup=False,
-        strategy="blue-green",
+        strategy="canary",
     )
     config["paths"].update(minFreeMb=50)
     config["server"].update(port=22)
@@ -122,6 +122,12 @@ def test_every_known_key_and_field_loads(test_keys: TestKeys) -> None:
         "listen": "127.0.0.1:8000",
         "colourPorts": [8001, 8002],
         "drainSeconds": 2,
+    }
+    config["canary"] = {
+        "steps": [10, 50, 100],
+        "holdSeconds": 30,
+        "maxErrorPercent": 1,
+        "maxLatencyMs": 1000,
     }
     config["image"].update(
         registry="ghcr.io", dockerfile="Dockerfile", prepare=["true"], pushUser="feustey"
