@@ -71,6 +71,9 @@ PUSH_LOGIN_CHECK = "bash components/scripts/push-login-check.sh"
 # Run by `up` before the build, again when the tag or the context changes: refuses a tag that is
 # already in the registry, so a pushed tag never gets other content.
 TAG_GUARD = "bash components/scripts/tag-guard.sh"
+# Run by `up` after the build when no push user is set: `docker push <name>:latest` with the
+# credentials of the `docker login` made before `pulumi up`.
+PUSH_LATEST = "bash components/scripts/push-latest.sh"
 
 
 def digest_pinned(tagged_reference: str, repo_digest: str) -> str:
@@ -151,20 +154,30 @@ class AppImage(pulumi.ComponentResource):
             target_image=f"{settings.name}:latest",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        auth = None
-        if push_user and push_password is not None:
-            auth = docker.RegistryImageAuthConfigArgs(
-                address=registry_api_address(settings.registry),
-                username=push_user,
-                password=push_password,
+        if with_login and push_user and push_password is not None:
+            docker.RegistryImage(
+                f"{name}-push-latest",
+                name=latest.target_image,
+                triggers={"digest": image.repo_digest},
+                keep_remotely=True,
+                auth_config=docker.RegistryImageAuthConfigArgs(
+                    address=registry_api_address(settings.registry),
+                    username=push_user,
+                    password=push_password,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[latest]),
             )
-        docker.RegistryImage(
-            f"{name}-push-latest",
-            name=latest.target_image,
-            triggers={"digest": image.repo_digest},
-            keep_remotely=True,
-            auth_config=auth,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[latest]),
-        )
+        else:
+            # No push user: the credentials are those of a `docker login` made before
+            # `pulumi up` (the deploy workflow's). docker.Image reads them from the Docker config
+            # file, docker.RegistryImage never does (only its authConfig or the provider's
+            # registryAuth): it failed every such deploy with "no auth config found for
+            # registry". The docker CLI pushes `latest` with that login instead.
+            local.Command(
+                f"{name}-push-latest",
+                create=f"{PUSH_LATEST} {shlex.quote(f'{settings.name}:latest')}",
+                triggers=[image.repo_digest],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[latest]),
+            )
         self.image = image
         return image.repo_digest.apply(lambda digest: digest_pinned(settings.reference, digest))

@@ -53,8 +53,15 @@ def test_image_is_built_tagged_by_commit_and_latest_and_pushed(production: Progr
     (tag,) = production.of_type("docker:index/tag:Tag")
     assert tag.inputs["targetImage"] == "ghcr.io/feustey/mcp:latest"
     assert tag.inputs["sourceImage"] == f"ghcr.io/feustey/mcp@{FAKE_DIGEST}"
-    (push,) = production.of_type("docker:index/registryImage:RegistryImage")
-    assert push.inputs["name"] == "ghcr.io/feustey/mcp:latest"
+    # Production sets no push user: the workflow's `docker login` is the push credential, which
+    # docker.RegistryImage cannot use (it reads no Docker config file): the CLI pushes `latest`.
+    assert not production.of_type("docker:index/registryImage:RegistryImage")
+    push = production.get("app-push-latest")
+    assert push.type == "command:local:Command"
+    script = "bash components/scripts/push-latest.sh"
+    assert push.inputs["create"] == f"{script} ghcr.io/feustey/mcp:latest"
+    assert push.inputs["triggers"] == [f"ghcr.io/feustey/mcp@{FAKE_DIGEST}"]
+    assert production.depends_on("app-push-latest", "app-tag-latest")
 
 
 def test_server_deploys_the_digest_pinned_reference(production: ProgramRun) -> None:
@@ -77,6 +84,12 @@ def test_push_credentials_are_secret_when_configured(run_program: Run, test_keys
     (image,) = run.of_type("docker:index/image:Image")
     assert "registry" in image.secret_paths()
     assert image.inputs["registry"]["password"] == "push-token-value"
+    # With a push user, `latest` goes through pulumi-docker with the same credentials.
+    (push,) = run.of_type("docker:index/registryImage:RegistryImage")
+    assert push.inputs["name"] == "ghcr.io/feustey/mcp:latest"
+    assert push.inputs["authConfig"]["username"] == "feustey"
+    assert "authConfig" in push.secret_paths()
+    assert not [c for c in run.of_type("command:local:Command") if c.name == "app-push-latest"]
 
 
 # ---------------------------------------------------------------- server
