@@ -5,6 +5,7 @@
     python rollback.py --stack production --image-tag 3f2c1ab  # a tag, or its prefix, that served
     python rollback.py --stack production --backup latest      # or --backup 20251017_143025
     ... --reason "smoke test failed"                           # recorded on the server
+    ... --override-freeze                                      # emergency: pass a deploy freeze
 
 Where it looks: the server's release ledger (`<deployDir>/.deploy/releases.jsonl`, read over
 SSH with the stack's own pinned host key and deploy key): each release and restore records
@@ -41,12 +42,14 @@ from components import release_ledger as ledger
 from components.release_ledger import LedgerError, Version
 from components.server_access import ServerAccess, ServerAccessError, from_stack_config
 from components.settings import ACTOR_PATTERN, BACKUP_ID_PATTERN, IMAGE_TAG_PATTERN
+from ops.commands import freeze as freeze_command
 
 PROJECT_DIR = Path(__file__).resolve().parent
 TAG_KEY = "mcp:imageTag"
 PIN_KEY = "mcp:imagePin"
 RESTORE_KEY = "mcp:restoreBackup"
 AUTHOR_PATH = "mcp:release.author"
+OVERRIDE_FREEZE_PATH = "mcp:release.overrideFreeze"  # one update only (see --override-freeze)
 # The restore step's resource (components/server.py: ServerDeployment "server", step "restore").
 RESTORE_RESOURCE = "mcp:deploy:Server$command:remote:Command::server-restore"
 
@@ -156,6 +159,12 @@ def run(argv: list[str]) -> int:
         "--reason", help="why (recorded on the server with what is rolled back from)"
     )
     parser.add_argument("--json", action="store_true", help="with --list: JSON")
+    parser.add_argument(
+        "--override-freeze",
+        action="store_true",
+        help="an emergency rollback while deploys are frozen (oncall.py lock acquire): the\n"
+        "scripts run anyway and the ledger and audit record that the freeze was passed",
+    )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
 
@@ -182,6 +191,7 @@ def run(argv: list[str]) -> int:
         chosen = choose_target(
             entries, last_good=args.last_good, image_tag=args.image_tag, backup=args.backup
         )
+        _check_freeze(server, args.override_freeze, say)
         current = _serving_or_none(entries)
         say(f"serving now: {current.image if current else 'nothing recorded'}")
         _warn_if_outputs_disagree(stack, current, say)
@@ -197,9 +207,15 @@ def run(argv: list[str]) -> int:
             mark(server, current.image, reason, who)
             say(f"recorded on the server: {current.image} is rolled back from ({reason})")
         stack.set_config(AUTHOR_PATH, auto.ConfigValue(who), path=True)
-        if chosen.version is not None:
-            return _redeploy(stack, chosen, say)
-        return _restore(stack, server, chosen, say)
+        if args.override_freeze:  # for this update only: never left for the next deploy
+            stack.set_config(OVERRIDE_FREEZE_PATH, auto.ConfigValue("true"), path=True)
+        try:
+            if chosen.version is not None:
+                return _redeploy(stack, chosen, say)
+            return _restore(stack, server, chosen, say)
+        finally:
+            if args.override_freeze:
+                stack.remove_config(OVERRIDE_FREEZE_PATH, path=True)
     except (RollbackError, LedgerError, ServerAccessError) as error:
         say(f"REFUSED: {error}")
         return 2
@@ -218,6 +234,25 @@ def read_ledger(server: ServerAccess) -> list[ledger.Entry]:
             "run one ordinary `pulumi up` first"
         ) from error
     return ledger.parse(text)
+
+
+def _check_freeze(server: ServerAccess, override: bool, say: Any) -> None:
+    """Refuses before anything is marked or run while deploys are frozen, unless `override`."""
+    try:
+        text = server.run(freeze_command(server, "status", actor=""))
+        freeze = json.loads(text.strip().splitlines()[-1])
+    except (ServerAccessError, ValueError, IndexError) as error:
+        say(f"WARNING: could not read the deploy freeze ({error}); the server's scripts decide")
+        return
+    if not freeze.get("frozen"):
+        return
+    what = f"frozen by {freeze['by']} since {freeze['at']}: {freeze['reason']}"
+    if not override:
+        raise RollbackError(
+            f"deploys are FROZEN on this server: {what}. Wait until it is lifted (oncall.py "
+            "lock release), or, for an emergency rollback, pass --override-freeze"
+        )
+    say(f"OVERRIDING the deploy freeze ({what}): recorded in the release ledger and the audit")
 
 
 def mark(server: ServerAccess, image: str, reason: str, who: str) -> None:

@@ -335,6 +335,9 @@ KEYS: tuple[Key, ...] = (
        rule="must be 1-200 letters, digits, spaces or ._@+:/#()[]-, starting with a letter "
        "or digit (it is recorded on the server)"),
     _k("release.message", "string", "feat: ...", "the commit message", default=""),
+    _k("release.overrideFreeze", "bool", "false", "set by `rollback.py --override-freeze` for "
+       "one update only: deploy, release and restore run although deploys are frozen "
+       "(`oncall.py lock acquire`), recorded in the release ledger", default=False),
     _k("restoreBackup", "string", "20251017_143025", "restore mode: restore this backup "
        "(`YYYYMMDD_HHMMSS` or `latest`) instead of deploying", optional=True,
        check=BACKUP_ID_PATTERN,

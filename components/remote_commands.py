@@ -132,6 +132,12 @@ def actor_options(release: ReleaseInfo) -> list[Option]:
     return [] if release.author == "unknown" else [("--actor", release.author)]
 
 
+def freeze_options(release: ReleaseInfo) -> list[Option]:
+    """`--override-freeze` for an emergency rollback (rollback.py sets it for one update);
+    nothing otherwise, so the command lines of existing stacks stay the same."""
+    return [("--override-freeze", None)] if release.override_freeze else []
+
+
 def backup_options(paths: PathSettings) -> list[Option]:
     """Where release.sh's own backup goes and how many are kept."""
     return [

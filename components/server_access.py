@@ -18,7 +18,7 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,11 @@ class ServerAccess:
         name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
         return f"{name} {self.host_key}\n"
 
-    def run(self, words: list[str], *, timeout: float = SSH_TIMEOUT_S) -> str:
-        """Runs `words` (quoted) on the server; returns stdout. Fails naming the host and the
-        script's last error line."""
+    @contextlib.contextmanager
+    def ssh_argv(self, words: list[str]) -> Iterator[list[str]]:
+        """The `ssh` argv running `words` (quoted) on the server, valid inside the block: the key
+        and a known_hosts file holding only the pinned key live in a private temporary directory
+        deleted afterwards."""
         with tempfile.TemporaryDirectory(prefix="mcp-ssh-") as folder:
             key = Path(folder) / "key"
             key.touch(mode=0o600)
@@ -60,7 +62,7 @@ class ServerAccess:
             )
             known_hosts = Path(folder) / "known_hosts"
             known_hosts.write_text(self.known_hosts_line())
-            argv = [
+            yield [
                 "ssh", "-F", "/dev/null", "-i", str(key), "-p", str(self.port),
                 "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                 "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
@@ -68,6 +70,26 @@ class ServerAccess:
                 "-o", "LogLevel=ERROR",
                 f"{self.user}@{self.host}", "--", shlex.join(words),
             ]  # fmt: skip
+
+    def stream(self, words: list[str]) -> int:
+        """Runs `words` on the server with its stdout and stderr going to ours as they come
+        (e.g. `logs --follow`, until Ctrl-C); returns the exit code."""
+        with self.ssh_argv(words) as argv:
+            try:
+                return subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, check=False, env={**os.environ, "LC_ALL": "C"}
+                ).returncode
+            except KeyboardInterrupt:
+                return 130
+            except OSError as error:
+                raise ServerAccessError(
+                    f"ssh {self.user}@{self.host}:{self.port} failed: {error}"
+                ) from error
+
+    def run(self, words: list[str], *, timeout: float = SSH_TIMEOUT_S) -> str:
+        """Runs `words` (quoted) on the server; returns stdout. Fails naming the host and the
+        script's last error line."""
+        with self.ssh_argv(words) as argv:
             try:
                 proc = subprocess.run(
                     argv,
@@ -97,9 +119,9 @@ class ServerAccess:
         return proc.stdout
 
 
-def from_stack_config(config: Mapping[str, Any]) -> ServerAccess:
-    """From `pulumi config --show-secrets --json`-like values (`{"mcp:server": {...}, ...}`,
-    objects as JSON text or dicts), validated by the program's own settings."""
+def config_source(config: Mapping[str, Any]) -> MappingConfigSource:
+    """The settings' view of `pulumi config --show-secrets --json`-like values
+    (`{"mcp:server": {...}, ...}`, objects as JSON text or dicts)."""
     values: dict[str, Any] = {}
     secret_keys: list[str] = []
     prefix = f"{NAMESPACE}:"
@@ -116,11 +138,18 @@ def from_stack_config(config: Mapping[str, Any]) -> ServerAccess:
         values[key] = value
         if secret:
             secret_keys.append(key)
+    return MappingConfigSource(values, secret_keys)
+
+
+def from_stack_config(config: Mapping[str, Any]) -> ServerAccess:
+    """From `pulumi config --show-secrets --json`-like values (see `config_source`),
+    validated by the program's own settings."""
+    source = config_source(config)
     try:
-        server, paths = load_server_settings(MappingConfigSource(values, secret_keys))
+        server, paths = load_server_settings(source)
     except ConfigError as error:
         raise ServerAccessError(f"the stack's config is not valid: {error}") from error
-    private_key = values.get("sshPrivateKey")
+    private_key = source.get("sshPrivateKey")
     if not isinstance(private_key, str) or not private_key:
         raise ServerAccessError(f"{NAMESPACE}:sshPrivateKey is not set in the stack's config")
     return ServerAccess(

@@ -229,6 +229,7 @@ class ReleaseInfo:
 
     author: str
     message: str
+    override_freeze: bool = False  # an emergency rollback passes a deploy freeze (rollback.py)
 
 
 @dataclass(frozen=True)
@@ -493,7 +494,9 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
 
     reader.object("release")
     release = ReleaseInfo(
-        author=reader.text("release.author"), message=str(reader.read("release.message"))
+        author=reader.text("release.author"),
+        message=str(reader.read("release.message")),
+        override_freeze=reader.boolean("release.overrideFreeze"),
     )
 
     problems = reader.unknown_keys() + reader.problems  # a misspelling first: it explains more
@@ -521,6 +524,16 @@ def load_server_settings(source: ConfigSource) -> tuple[ServerSettings, PathSett
     if reader.problems:
         raise ConfigError(reader.problems)
     return server, paths
+
+
+def load_app_settings(source: ConfigSource) -> AppSettings:
+    """Only `mcp:app`, validated as `load_settings` does: for oncall.py (status, logs), which
+    needs the compose file, service, health URL and project the scripts are run with."""
+    reader = _Reader(source)
+    app = _read_app(reader)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return app
 
 
 def _read_server(reader: _Reader) -> ServerSettings:

@@ -54,8 +54,9 @@ V1_USER="${MCP_LOCAL_V1_USER:-mcpdeploy-v1}"
 V1_BASE="${MCP_LOCAL_V1_BASE:-/opt/mcp-local-v1}"
 BUILD_WORK="" BUILD_PID="" # the compose build in progress (cleaned up on exit)
 
+# chromium: the deploy dashboard's e2e test opens the page in it (playwright, no browser download).
 APT_PACKAGES=(docker.io docker-compose openssh-server openssh-client docker-registry
-    shellcheck busybox-static apache2-utils curl util-linux tar gzip coreutils)
+    shellcheck busybox-static apache2-utils curl util-linux tar gzip coreutils chromium)
 
 log() { printf '[local-server] %s\n' "$*" >&2; }
 say() { printf '%s\n' "$*"; }

@@ -236,16 +236,19 @@ bg_release() {
     fi
     log "starting $IMAGE as colour $new ($(MCP_IMAGE=$IMAGE bg_in_colour "$new" compose_hint "$LIVE") up -d, MCP_HTTP_PORT=${BG_PORT[$new]}) beside ${live:-nothing}"
     BG_STARTED_AT=$(date +%s)
+    metrics_skip_phase
     if ! MCP_IMAGE=$IMAGE bg_in_colour "$new" run_logged compose_cmd "$LIVE" up -d --remove-orphans </dev/null; then
         MCP_IMAGE=$IMAGE bg_in_colour "$new" show_service_logs "$LIVE"
         bg_release_failed "$live" "$new" "compose up failed"
     fi
+    metrics_phase up
     url=$(bg_colour_url "$new")
     log "checking colour $new directly at $url (up to $ATTEMPTS attempts within ${TIMEOUT}s); no traffic moves before it is healthy"
     local body
     if ! body=$(MCP_IMAGE=$IMAGE bg_in_colour "$new" health_check "$url" "$ATTEMPTS" "$TIMEOUT" "$LIVE"); then
         bg_release_failed "$live" "$new" "$body"
     fi
+    metrics_phase healthy
     if [[ $STRATEGY == canary && -n $live ]]; then
         canary_run "$live" "$new" # every step passed, or it exits (the abort: exit 10)
     else

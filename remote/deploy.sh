@@ -10,7 +10,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME --image REF
                  [--env-file NAME] [--registry HOST --registry-user USER]
-                 [--project NAME] [--lock-timeout SECONDS]
+                 [--project NAME] [--lock-timeout SECONDS] [--override-freeze]
 
 Stage a release in DIR/.deploy/staged/ (compose file, env file, IMAGE) and pull REF.
 The running app is not touched; release.sh switches to the staged release.
@@ -27,13 +27,14 @@ The running app is not touched; release.sh switches to the staged release.
   --registry-user USER    registry user (required with --registry)
   --project NAME          compose project (default: base name of DIR)
   --lock-timeout SECONDS  wait this long for another deploy step (default 120)
+$FREEZE_USAGE
 
 stdin:  [registry password line] [env file content]
 stdout: {\"staged_image\": \"REF\"}
 --check: validate the arguments only (same rules as a run; not the server's dirs, tools or
 stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/file/tool, 4 locked, 7 registry login or pull
-failed, 8 compose file does not validate."
+failed, 8 compose file does not validate, 14 deploys are frozen."
 
 DEPLOY_DIR="" COMPOSE_FILE="" SERVICE="" IMAGE="" ENV_FILE="" REGISTRY="" REGISTRY_USER="" PROJECT="" LOCK_TIMEOUT=120
 declare -A OPT_VARS=(
@@ -41,6 +42,8 @@ declare -A OPT_VARS=(
     [--env-file]=ENV_FILE [--registry]=REGISTRY [--registry-user]=REGISTRY_USER
     [--project]=PROJECT [--lock-timeout]=LOCK_TIMEOUT
 )
+declare -A FLAG_VARS=()
+freeze_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -86,6 +89,9 @@ fi
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
+metrics_begin "$DEPLOY_DIR"
+metrics_set image "$IMAGE"
+freeze_check "$DEPLOY_DIR"
 detect_compose
 
 STAGED="$DEPLOY_DIR/.deploy/staged"
@@ -128,9 +134,12 @@ fi
 
 # 4. Pull.
 log "docker pull $IMAGE"
+metrics_skip_phase
 if ! run_logged docker pull "$IMAGE" </dev/null; then
     die "$E_REGISTRY" "docker pull $IMAGE failed (registry: ${REGISTRY:-${IMAGE%%/*}, no --registry login done}; missing tag or no access?). Nothing was touched; the running app is unchanged."
 fi
+
+metrics_phase pull
 
 # 5. Validate the staged compose file with the new image.
 if [[ -n $ENV_FILE ]]; then

@@ -34,3 +34,7 @@ source "$MCP_LIB_DIR/archive.sh"     # backup archives: write, verify, list, pru
 source "$MCP_LIB_DIR/restore.sh"     # the swap of the deploy dir, the recreate restore
 # shellcheck source-path=SCRIPTDIR source=lib/ledger.sh
 source "$MCP_LIB_DIR/ledger.sh"      # the release ledger: what served, failed, was rolled back from
+# shellcheck source-path=SCRIPTDIR source=lib/freeze.sh
+source "$MCP_LIB_DIR/freeze.sh"      # the deploy freeze (oncall.py lock)
+# shellcheck source-path=SCRIPTDIR source=lib/metrics.sh
+source "$MCP_LIB_DIR/metrics.sh"     # deploy metrics: step timings and outcome of each run

@@ -15,7 +15,7 @@ USAGE="Usage: $SCRIPT_NAME --deploy-dir DIR --compose-file NAME --service NAME -
                    [--pre-backup-command CMD] [--pause-during-backup]]
                   [--project NAME] [--lock-timeout SECONDS]
                   [--strategy recreate|blue-green|canary --proxy-image REF --proxy-listen ADDR
-                   --colour-ports B,G [--drain-seconds N]]
+                   --colour-ports B,G [--drain-seconds N]] [--override-freeze]
 
 With --backup-dir, first take a fresh backup of DIR (as backup.sh does: archive, verify,
 keep the newest N), then install the staged release (DIR/.deploy/staged/: compose file, env
@@ -44,6 +44,7 @@ With --backup-dir (as backup.sh):
 $CONSISTENCY_USAGE
 $BG_USAGE
 $LEDGER_USAGE
+$FREEZE_USAGE
 
 With --strategy blue-green the release starts in the idle colour beside the live one and
 the proxy moves traffic only once it is healthy; a failed colour is stopped, never switched
@@ -56,7 +57,8 @@ stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {
 Exit codes: 2 bad argument, 3 missing dir/file/tool (or nothing staged), 4 locked,
 5 not enough disk space for the backup or for its rollback, 6 backup could not be written or
 verified (nothing was switched), 8 compose failed to start (no rollback requested), 10 unhealthy and ROLLED BACK,
-11 unhealthy and the rollback failed too (act now), 13 unhealthy, no rollback requested."
+11 unhealthy and the rollback failed too (act now), 13 unhealthy, no rollback requested,
+14 deploys are frozen (nothing was touched)."
 
 DEPLOY_DIR="" COMPOSE_FILE="" SERVICE="" HEALTH_URL="" ATTEMPTS="" TIMEOUT="" ENV_FILE=""
 BACKUP_DIR="" KEEP="" MIN_FREE_MB=100 REMOVED_BACKUP_ID="" PROJECT="" LOCK_TIMEOUT=120
@@ -72,6 +74,7 @@ consistency_register_options
 bg_register_options
 ledger_register_options
 health_register_options
+freeze_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -116,6 +119,8 @@ check_only_done
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
+metrics_begin "$DEPLOY_DIR"
+freeze_check "$DEPLOY_DIR"
 detect_compose
 bg_reconcile # blue-green: .deploy/live-colour := what the proxy routes to (an interrupted switch)
 
@@ -128,6 +133,7 @@ valid_image "$IMAGE" || die "$E_MISSING" "$STAGED/IMAGE holds an invalid image r
 if [[ -n $ENV_FILE && ! -f $STAGED/$ENV_FILE ]]; then
     die "$E_MISSING" "nothing staged: $STAGED/$ENV_FILE does not exist (run deploy.sh with --env-file $ENV_FILE first)"
 fi
+metrics_set image "$IMAGE"
 
 # The backup this attempt rolls back to: taken now, never an older one.
 if [[ -n $BACKUP_DIR ]]; then
@@ -141,6 +147,7 @@ if [[ -n $BACKUP_DIR ]]; then
         die "$E_BACKUP" "the backup $ARCHIVE is corrupt ($verify_error): refusing to switch to $IMAGE without a rollback it can restore. Nothing was changed: ${PREVIOUS_IMAGE:-nothing} still runs. Check the disk ($BACKUP_DIR), then retry."
     fi
     log "backup $BACKUP_ID verified: a failure of this release rolls back to it"
+    metrics_phase backup
     # The recreate rollback extracts the archive under DIR/.deploy/ (DIR's file system, not
     # the backup dir's): refuse now, before anything is switched, when it could not fit.
     if [[ $STRATEGY == recreate ]] && ! space_error=$(restore_space_check "$ARCHIVE"); then
@@ -151,6 +158,8 @@ else
     log "no --backup-dir: this release takes no backup, and a failure will not be rolled back"
 fi
 log "releasing $IMAGE (replacing ${PREVIOUS_IMAGE:-nothing}; strategy $STRATEGY)"
+metrics_set previous_image "$PREVIOUS_IMAGE"
+metrics_set backup_id "$BACKUP_ID"
 bg_init
 
 # install_file SRC DEST: copy via a temp name in DEST's dir, then rename (atomic).
@@ -205,16 +214,19 @@ log "set MCP_IMAGE=$IMAGE in $DEPLOY_DIR/.env"
 
 # 2. Start it.
 log "$(compose_hint "$LIVE") up -d --remove-orphans"
+metrics_skip_phase
 if ! MCP_IMAGE=$IMAGE run_logged compose_cmd "$LIVE" up -d --remove-orphans </dev/null; then
     MCP_IMAGE=$IMAGE show_service_logs "$LIVE"
     rollback "compose up failed" "$E_COMPOSE"
 fi
+metrics_phase up
 
 # 3. Health.
 log "checking $HEALTH_URL (up to $ATTEMPTS attempts within ${TIMEOUT}s)"
 if ! health=$(MCP_IMAGE=$IMAGE health_check "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT" "$LIVE"); then
     rollback "$health" "$E_UNHEALTHY" # health: why it is unhealthy
 fi
+metrics_phase healthy
 
 ledger_append "$DEPLOY_DIR" served "$IMAGE" release "healthy: ${health:0:200}" "$BACKUP_ID"
 log "done: $IMAGE is released and healthy"

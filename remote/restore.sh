@@ -40,6 +40,7 @@ For the backup of what is replaced (as backup.sh):
 $CONSISTENCY_USAGE
 $BG_USAGE
 $LEDGER_USAGE
+$FREEZE_USAGE
 
 With --strategy blue-green the backup's files are swapped in while the live colour keeps
 serving, its image starts in the idle colour, and the proxy switches once it is healthy;
@@ -51,7 +52,8 @@ stdout: {\"restored_backup\": \"ID\", \"image\": \"REF\", \"replaced_backup\": \
 stdin) and exit 0 or 2, touching nothing (no lock, no docker, no file); stdout {\"valid\": true}
 Exit codes: 2 bad argument, 3 missing dir/tool, 4 locked, 5 not enough disk space for the
 backup of what is replaced, 6 that backup failed (nothing was touched), 12 restore failed
-(unknown backup, unreadable archive, unhealthy after restore: the previous files are back)."
+(unknown backup, unreadable archive, unhealthy after restore: the previous files are back),
+14 deploys are frozen (nothing was touched; an emergency rollback passes --override-freeze)."
 
 DEPLOY_DIR="" BACKUP_DIR="" BACKUP="" COMPOSE_FILE="" SERVICE="" HEALTH_URL="" ATTEMPTS="" TIMEOUT=""
 PROJECT="" LOCK_TIMEOUT=120 MIN_FREE_MB=100
@@ -66,6 +68,7 @@ consistency_register_options
 bg_register_options
 ledger_register_options
 health_register_options
+freeze_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
@@ -100,6 +103,8 @@ check_only_done
 
 setup_traps
 acquire_lock "$DEPLOY_DIR" "$LOCK_TIMEOUT"
+metrics_begin "$DEPLOY_DIR"
+freeze_check "$DEPLOY_DIR"
 detect_compose
 bg_reconcile # blue-green: .deploy/live-colour := what the proxy routes to (an interrupted switch)
 
@@ -121,6 +126,8 @@ ARCHIVE=$(backup_archive "$BACKUP_DIR" "$RESTORE_ID")
 
 verify_error=$(verify_archive "$ARCHIVE") ||
     die "$E_RESTORE" "backup $RESTORE_ID cannot be restored: $verify_error. Nothing was changed; pick another one: ${ids[*]}"
+metrics_set image "$(backup_image "$ARCHIVE")"
+metrics_set backup_id "$RESTORE_ID"
 
 # Make this restore undoable: back up what it replaces (never pruned here).
 log "backing up what this restore replaces (restoring that backup undoes this restore)"
@@ -130,6 +137,8 @@ BACKUP_ID=$RESTORE_ID
 PREVIOUS_IMAGE=$BACKUP_PREVIOUS_IMAGE
 UNDO_HINT="undo with: $DEPLOY_DIR/.deploy/bin/restore.sh --backup $REPLACED_BACKUP (same options)"
 log "backup $REPLACED_BACKUP ($REPLACED_ARCHIVE) holds what is replaced; $UNDO_HINT"
+metrics_phase backup
+metrics_set previous_image "$PREVIOUS_IMAGE"
 
 log "restoring backup $BACKUP_ID ($ARCHIVE), replacing ${PREVIOUS_IMAGE:-nothing} (strategy $STRATEGY)"
 bg_init

@@ -29,7 +29,8 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python_bin" -m venv .venv
 fi
 say "installing pinned Python dependencies into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# playwright drives Debian's chromium (local/server.sh install): never download a browser.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
 say "the Pulumi CLI and its command, docker and github plugins for the end-to-end tests (tools/pulumi-env.sh; cold build ~15-20 min on 2 cores, seconds when cached)"
 eval "$(bash tools/pulumi-env.sh)"

@@ -5,13 +5,15 @@
 TMP_PATHS=() # removed by the EXIT trap (remove_on_exit)
 
 # cleanup: the EXIT trap: unpause the service if a backup paused it (lib/consistency.sh),
-# remove the temp files, forget the lock holder (lib/lock.sh).
+# remove the temp files, record the run's metrics (lib/metrics.sh), forget the lock holder
+# (lib/lock.sh).
 cleanup() {
-    local p
+    local rc=$? p
     unpause_service
     for p in "${TMP_PATHS[@]}"; do
         [[ -n $p && -e $p ]] && rm -rf -- "$p" 2>/dev/null
     done
+    metrics_finish "$rc"
     release_lock_holder
     return 0
 }

@@ -64,8 +64,10 @@ ledger_append() {
     local dir=$1 event=$2 image=$3 via=$4 detail=$5 backup_id=${6:-} file line digest tmp count
     file=$(ledger_file "$dir")
     digest=$(image_digest "$image")
+    local -a extra=()
+    [[ -z ${FREEZE_OVERRIDDEN:-} ]] || extra=(freeze_overridden "$FREEZE_OVERRIDDEN") # lib/freeze.sh
     line=$(json_object at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" event "$event" image "$image" \
-        digest "$digest" by "$(ledger_actor)" via "$via" detail "${detail:0:500}" backup_id "$backup_id")
+        digest "$digest" by "$(ledger_actor)" via "$via" detail "${detail:0:500}" backup_id "$backup_id" "${extra[@]}")
     if ! printf '%s\n' "$line" >>"$file" 2>/dev/null; then
         log "WARNING: could not record '$event $image' in $file (disk full?)"
         return 0

@@ -12,9 +12,11 @@ SCRIPT_NAME=${0##*/}
 # shellcheck disable=SC2034
 readonly E_ARG=2 E_MISSING=3 E_LOCK=4 E_SPACE=5 E_BACKUP=6 E_REGISTRY=7 E_COMPOSE=8
 # shellcheck disable=SC2034
-readonly E_ROLLED_BACK=10 E_ROLLBACK_FAILED=11 E_RESTORE=12 E_UNHEALTHY=13
+readonly E_ROLLED_BACK=10 E_ROLLBACK_FAILED=11 E_RESTORE=12 E_UNHEALTHY=13 E_FROZEN=14
 
 LOG_FILE="" # set by acquire_lock (lib/lock.sh): <deploy-dir>/.deploy/history.log
+# shellcheck disable=SC2034 # read by lib/metrics.sh
+LAST_LOG_LINE="" # the last message logged (lib/metrics.sh: why a run failed)
 
 # log MESSAGE...: one progress line on stderr (and in the history log).
 # Never fails: if the SSH session that started us is gone, stderr is a broken pipe and we
@@ -22,6 +24,8 @@ LOG_FILE="" # set by acquire_lock (lib/lock.sh): <deploy-dir>/.deploy/history.lo
 log() {
     local line
     line="[$STEP] $*"
+    # shellcheck disable=SC2034 # read by lib/metrics.sh
+    LAST_LOG_LINE=$*
     printf '%s\n' "$line" >&2 2>/dev/null || true
     if [[ -n $LOG_FILE ]]; then
         printf '%s %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$line" >>"$LOG_FILE" 2>/dev/null || true

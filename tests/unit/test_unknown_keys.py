@@ -140,7 +140,7 @@ def test_every_known_key_and_field_loads(test_keys: TestKeys) -> None:
         apiUrl="https://github.example.com/",
         legacySecrets=False,
     )
-    config["release"] = {"author": "feustey", "message": "fix"}
+    config["release"] = {"author": "feustey", "message": "fix", "overrideFreeze": False}
     set_names = set(config) | {
         f"{obj}.{field}" for obj, v in config.items() if isinstance(v, dict) for field in v
     }
