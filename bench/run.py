@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from local.canary import canary_steps, step_figures  # noqa: E402
 from local.prober import Prober  # noqa: E402
 from local.stack import (  # noqa: E402
     MachineValues,
@@ -58,6 +59,7 @@ from local.target import (  # noqa: E402
 HEALTH_ATTEMPTS, HEALTH_TIMEOUT = 10, 10
 RAW_POLL_S = 0.5
 PROBER_RATE = 40
+CANARY_STEPS, CANARY_HOLD_S = [10, 50, 100], 10
 # How `pulumi up` is run: as the deploy workflow runs it, and as an engineer types it.
 UP_VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pulumi up --skip-preview", ("--skip-preview",)),
@@ -76,7 +78,8 @@ def sh(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 def ensure_images(server: LocalServer) -> tuple[dict[str, str], str]:
     """The sample images and the proxy image, pushed when missing or outdated."""
-    return ensure_sample_images(server, ["v1", "v2", "broken-500"]), ensure_proxy_image(server)
+    names = ["v1", "v2", "broken-500", "flaky-500"]
+    return ensure_sample_images(server, names), ensure_proxy_image(server)
 
 
 @dataclass
@@ -216,15 +219,17 @@ class Bench:
     def stack_for(self, strategy: str) -> tuple[PulumiStack, Any]:
         target = create_deploy_target(self.server, f"bench-{strategy}")
         extra: dict[str, Any] = {}
-        if strategy == "blue-green":
+        if strategy in ("blue-green", "canary"):
             extra = {
-                "mcp:app": {"strategy": "blue-green"},
+                "mcp:app": {"strategy": strategy},
                 "mcp:proxy": {
                     "image": self.proxy,
                     "colourPorts": [free_port(), free_port()],
                     "drainSeconds": 1,
                 },
             }
+        if strategy == "canary":
+            extra["mcp:canary"] = {"steps": CANARY_STEPS, "holdSeconds": CANARY_HOLD_S}
         stack = PulumiStack(f"bench-{strategy}-{secrets.token_hex(3)}", env=dict(self.env))
         stack.create(
             target_config(
@@ -413,6 +418,47 @@ class Bench:
             remove_blue_green(target.project)
             destroy_deploy_target(self.server, target)
 
+    def canary(self) -> None:
+        """A good canary (v1 -> v2) and one its gate stops (v2 -> flaky-500, half of its
+        requests answer 500), a prober at PROBER_RATE on /api/v1/version: the new version's
+        share at each step, and the failed requests during and after."""
+        stack, target = self.stack_for("canary")
+        history = target.deploy_dir / ".deploy" / "history.log"
+        url = target.health_url.replace("/api/v1/health", "/api/v1/version")
+        try:
+            stack.up()
+            for step, tag, previous in (
+                ("pulumi up -> v2 (good canary)", "v2", None),
+                ("pulumi up flaky-500 (gate stops it)", "flaky-500", "v2"),
+            ):
+                _wait_lock_free(target.deploy_dir)
+                prober = Prober(url, rate=PROBER_RATE, slow_s=1.0).start()
+                time.sleep(0.5)
+                row = self.timed(
+                    "canary",
+                    step,
+                    self._up_tag(stack, tag),
+                    target,
+                    expect_version=None if previous else tag,
+                    previous_version=previous,
+                )
+                time.sleep(2.0)
+                report = prober.stop()
+                steps = canary_steps(history.read_text(), prober.started_epoch)
+                row.probe = report.summary()
+                row.probe["steps"] = step_figures(report, tag, steps)
+                after = report.between(steps[-1].end + 1.0, float("inf")) if steps else []
+                row.probe["after_abort"] = {
+                    "requests": len(after),
+                    "failed": sum(1 for s in after if s.status != 200),
+                }
+                for figure in row.probe["steps"]:
+                    print(f"  {'':10} {figure}", flush=True)
+        finally:
+            stack.remove()
+            remove_blue_green(target.project)
+            destroy_deploy_target(self.server, target)
+
     def _up_tag(self, stack: PulumiStack, tag: str) -> Callable[[], int]:
         def action() -> int:
             stack.set_config("mcp:imageTag", tag)
@@ -488,6 +534,11 @@ TARGETS: dict[str, tuple[str, str]] = {
         "<= 2 s past the deadline",
     ),
     "blue-green: failed requests during deploys and rollbacks": ("0", "0"),
+    "canary: v2's share of requests at steps 10/50/100%": ("no canary", "each within 5 points"),
+    "canary: failed requests: good canary / failing canary (share of its step) / after abort": (
+        "no canary",
+        "0 / <= 10% / 0",
+    ),
 }
 
 
@@ -507,6 +558,8 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
         (r for r in rows if r.strategy == "recreate" and r.step.startswith("rollback.py")), None
     )
     bg = [r for r in rows if r.strategy == "blue-green"]
+    good = next((r for r in rows if r.strategy == "canary" and "good" in r.step), None)
+    bad = next((r for r in rows if r.strategy == "canary" and "flaky" in r.step), None)
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 2) if a and b else None
@@ -540,7 +593,20 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
         "rollback_py_serving_after_s": back and rounded(back.serving_after_s),
         "blue_green_failed_requests": failed,
         "blue_green_requests": sum(r.probe.get("requests", 0) for r in bg),
+        "canary_good_steps": good and good.probe.get("steps"),
+        "canary_good_failed_requests": good and good.probe.get("failed"),
+        "canary_failing_steps": bad and bad.probe.get("steps"),
+        "canary_failing_after_abort": bad and bad.probe.get("after_abort"),
+        "canary_failing_exit": bad and bad.exit_code,
     }
+    good_steps = good.probe.get("steps", []) if good else []
+    shares = "/".join(f"{float(str(f['new_share'])) * 100:.1f}%" for f in good_steps)
+    bad_step = (bad.probe.get("steps") or [{}])[0] if bad else {}
+    bad_share = (
+        f"{bad_step.get('failed')} of {bad_step.get('requests')} in step {bad_step.get('step')}"
+        if bad_step
+        else "n/a"
+    )
     new = {
         "pulumi up of a new tag / raw commands": (
             f"{ratio(up, raw)}x (--skip-preview, as the workflow); "
@@ -557,6 +623,11 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
             f"{rounded(past_deadline)} s past the deadline"
         ),
         "blue-green: failed requests during deploys and rollbacks": str(failed),
+        "canary: v2's share of requests at steps 10/50/100%": shares or "n/a",
+        "canary: failed requests: good canary / failing canary (share of its step) / after abort": (
+            f"{good and good.probe.get('failed')} / {bad_share} / "
+            f"{bad and bad.probe.get('after_abort', {}).get('failed')}"
+        ),
     }
     table = [
         {"measure": measure, "today": today, "new": new[measure], "target": target}
@@ -580,6 +651,9 @@ def main() -> int:
     parser.add_argument(
         "--reps", type=int, default=3, help="repetitions of each deploy (default 3)"
     )
+    parser.add_argument(
+        "--only", choices=("canary",), help="run only this part (e.g. canary: its row alone)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (local/server.sh manages daemons and users)")
@@ -596,9 +670,11 @@ def main() -> int:
         flush=True,
     )
     bench = Bench(server, env, images, proxy)
-    bench.baseline(args.reps)
-    bench.recreate(args.reps)
-    bench.blue_green()
+    if args.only != "canary":
+        bench.baseline(args.reps)
+        bench.recreate(args.reps)
+        bench.blue_green()
+    bench.canary()
     summary = summarise(bench.rows)
     print_summary(summary)
     if args.json:

@@ -4,6 +4,9 @@
 #
 #   bash local/demo.sh             # deploy tag v1 on the `local` stack
 #   bash local/demo.sh --tag v2    # deploy another sample tag (v1, v2, broken-500, ...)
+#   bash local/demo.sh --strategy canary --tag v2
+#                                  # a canary deploy: v2 takes 10%, 50%, then 100% of the
+#                                  # traffic, gated at each step (flaky-500: stopped at 10%)
 #
 # It brings up local/server.sh (sshd + Docker + registry on 127.0.0.1), finds `pulumi` on PATH or
 # builds it from source once, with only the plugin this stack uses (tools/build-pulumi.sh command),
@@ -18,11 +21,12 @@ cd "$repo_root"
 say() { printf '[demo] %s\n' "$*" >&2; }
 die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
 
-tag=v1
+tag=v1 strategy=""
 while (($#)); do
   case $1 in
     --tag) [[ $# -ge 2 ]] || die "--tag needs a value (e.g. --tag v2)"; tag=$2; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    --strategy) [[ $# -ge 2 ]] || die "--strategy needs a value (e.g. --strategy canary)"; strategy=$2; shift 2 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -31,7 +35,12 @@ case $tag in
   broken-crash) app_version=$tag; app_mode=crash ;;
   broken-500) app_version=$tag; app_mode=error500 ;;
   broken-slow) app_version=$tag; app_mode=slow ;;
-  *) die "--tag must be one of v1 v2 broken-crash broken-500 broken-slow, got '$tag'" ;;
+  flaky-500) app_version=$tag; app_mode=flaky500 ;;
+  *) die "--tag must be one of v1 v2 broken-crash broken-500 broken-slow flaky-500, got '$tag'" ;;
+esac
+case $strategy in
+  "" | recreate | blue-green | canary) ;;
+  *) die "--strategy must be recreate, blue-green or canary, got '$strategy'" ;;
 esac
 [[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and starts dockerd and sshd)"
 
@@ -64,9 +73,28 @@ say "4/5 configuring stack local (backend $PULUMI_BACKEND_URL)"
 ssh -i "$MCP_LOCAL_KEY" -p "$MCP_LOCAL_SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=yes \
   -o UserKnownHostsFile="$MCP_LOCAL_KNOWN_HOSTS" "$MCP_LOCAL_USER@$MCP_LOCAL_HOST" \
   "mkdir -p /opt/mcp-local/mcp/data"
-.venv/bin/python -m local.stack configure --stack local --tag "$tag"
+strategy_args=()
+if [[ $strategy == blue-green || $strategy == canary ]]; then
+  proxy_image="$MCP_LOCAL_REGISTRY/mcp/proxy:caddy-2.11.9"
+  say "building and pushing the proxy as $proxy_image (Caddy from source: no image to pull here)"
+  bash proxy/build.sh "$proxy_image" --push
+  strategy_args=(--strategy "$strategy" --proxy-image "$proxy_image")
+elif [[ $strategy == recreate ]]; then
+  strategy_args=(--strategy recreate)
+fi
+deploy_dir=$(sed -n 's/^ *deployDir: *//p' local/stack-template.yaml)
+if [[ $strategy == canary && $tag != v1 ]] && ! ssh -i "$MCP_LOCAL_KEY" -p "$MCP_LOCAL_SSH_PORT" -o BatchMode=yes \
+  -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$MCP_LOCAL_KNOWN_HOSTS" \
+  "$MCP_LOCAL_USER@$MCP_LOCAL_HOST" "test -s $deploy_dir/.deploy/live-colour"; then
+  # A canary compares the new version with the one behind the proxy: put v1 there first.
+  say "nothing serves behind the proxy yet: deploying v1 first (switched at once), so that $tag has a version to be a canary of"
+  bash app/build.sh v1 ok "$MCP_LOCAL_REGISTRY/mcp/app:v1" --push
+  .venv/bin/python -m local.stack configure --stack local --tag v1 "${strategy_args[@]}"
+  pulumi up --stack local --yes --non-interactive
+fi
+.venv/bin/python -m local.stack configure --stack local --tag "$tag" "${strategy_args[@]}"
 
-say "5/5 pulumi up --stack local"
+say "5/5 pulumi up --stack local${strategy:+ (strategy $strategy)}"
 pulumi up --stack local --yes --non-interactive
 pulumi stack output --stack local
 

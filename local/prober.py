@@ -33,6 +33,7 @@ class ProbeReport:
     samples: list[Sample]
     seconds: float
     slow_s: float
+    epoch_offset: float = 0.0  # time.time() - time.monotonic() when the prober started
 
     @property
     def sent(self) -> int:
@@ -55,6 +56,17 @@ class ProbeReport:
         """Versions answered, in the order the requests were sent (successful ones only)."""
         ordered = sorted(self.samples, key=lambda s: s.started)
         return [s.version for s in ordered if s.status == 200]
+
+    def between(self, start_epoch: float, end_epoch: float) -> list[Sample]:
+        """The samples sent between two wall-clock times (e.g. a canary step's log lines)."""
+        return [s for s in self.samples if start_epoch <= s.started + self.epoch_offset < end_epoch]
+
+    def share(self, version: str, start_epoch: float, end_epoch: float) -> tuple[float, int]:
+        """The share of the requests sent between the two times that `version` answered
+        (failed answers count, by the version in their body), and how many were sent."""
+        window = self.between(start_epoch, end_epoch)
+        hits = sum(1 for s in window if s.version == version)
+        return (hits / len(window) if window else 0.0), len(window)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -83,6 +95,7 @@ class Prober:
     _thread: threading.Thread | None = None
     _pool: ThreadPoolExecutor | None = None
     _started: float = 0.0
+    _epoch_offset: float = 0.0
 
     def _one(self, started: float) -> None:
         status, version, error = 0, "", ""
@@ -114,11 +127,17 @@ class Prober:
             self._pool.submit(self._one, now)
             next_at += interval
 
+    @property
+    def started_epoch(self) -> float:
+        """When it started, as wall-clock time (compare with the scripts' `t=` log stamps)."""
+        return self._started + self._epoch_offset
+
     def start(self) -> Prober:
         self._samples = []
         self._stop.clear()
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
         self._started = time.monotonic()
+        self._epoch_offset = time.time() - self._started
         self._thread = threading.Thread(target=self._run, name="prober", daemon=True)
         self._thread.start()
         return self
@@ -132,4 +151,4 @@ class Prober:
         seconds = time.monotonic() - self._started
         with self._lock:
             samples = list(self._samples)
-        return ProbeReport(samples, seconds, self.slow_s)
+        return ProbeReport(samples, seconds, self.slow_s, self._epoch_offset)

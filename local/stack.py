@@ -308,6 +308,9 @@ def _run_streaming(
     return subprocess.CompletedProcess(argv, proc.wait(), "".join(lines), "")
 
 
+DEMO_CANARY_HOLD_SECONDS = 10
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -322,7 +325,17 @@ def main(argv: list[str]) -> int:
         help=f"build app/ and push it to {BUILD_REPOSITORY} (tag + latest) instead of deploying "
         "an existing tag",
     )
+    configure.add_argument(
+        "--strategy",
+        choices=("recreate", "blue-green", "canary"),
+        help="mcp:app.strategy (default: leave it as it is; the template's is recreate)",
+    )
+    configure.add_argument(
+        "--proxy-image", help="mcp:proxy.image, with --strategy blue-green or canary"
+    )
     args = parser.parse_args(argv)
+    if args.strategy in ("blue-green", "canary") and not args.proxy_image:
+        parser.error(f"--strategy {args.strategy} needs --proxy-image")
 
     stack = PulumiStack(args.stack, env=dict(os.environ))
     if not stack.stack_file.exists():
@@ -357,6 +370,13 @@ def main(argv: list[str]) -> int:
         stack.set_config("mcp:registryPushPassword", values.registry_password, secret=True)
     else:
         stack.set_config("mcp:image.build", "false")
+    if args.strategy:
+        stack.set_config("mcp:app.strategy", args.strategy)
+    if args.proxy_image:
+        stack.set_config("mcp:proxy.image", args.proxy_image)
+    if args.strategy == "canary":
+        # Short holds for a demo (production: mcp:canary.holdSeconds, default 30).
+        stack.set_config("mcp:canary.holdSeconds", str(DEMO_CANARY_HOLD_SECONDS))
     mode = "build and push" if args.build else "deploy an existing image"
     print(f"[stack] stack {args.stack} configured for tag {args.tag} ({mode})", file=sys.stderr)
     return 0

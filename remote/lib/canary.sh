@@ -131,12 +131,14 @@ canary_abort() {
 # canary_run LIVE NEW: the steps, from LIVE to NEW. Returns once NEW takes all traffic and
 # passed every gate (the caller records NEW as live); exits through canary_abort otherwise.
 canary_run() {
-    local live=$1 new=$2 steps=() i step label status
+    local live=$1 new=$2 steps=() i step label status rest
     IFS=, read -r -a steps <<<"$CANARY_STEPS"
     for i in "${!steps[@]}"; do
         step=$((10#${steps[i]}))
         label="step $((i + 1))/${#steps[@]} (${step}%)"
-        log "canary $label: ${step}% of requests to colour $new ($IMAGE), the rest to colour $live, held ${CANARY_HOLD_SECONDS}s; from t=$(date +%s.%3N)"
+        rest=" (colour $live keeps the rest)"
+        ((step < 100)) || rest=" (colour $live stays up, idle, until this step passed)"
+        log "canary $label: ${step}% of requests to colour $new ($IMAGE)$rest, held ${CANARY_HOLD_SECONDS}s; from t=$(date +%s.%3N)"
         if ((step < 100)); then
             bg_split "$new" "$live" "$step" && status=0 || status=$?
         else
