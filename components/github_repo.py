@@ -2,7 +2,8 @@
 
 Only what a workflow of this project reads is declared: the secret `SLACK_WEBHOOK_URL` (failure
 and rollback messages), the variable `PULUMI_BACKEND_URL` (self-managed state backend), and the
-protected `production` environment that the deploy and rollback jobs run in. The deploy key
+protected `production` environment that the deploy and rollback jobs run in, and the
+`production-preview` environment (main only, no reviewers) of the preview before it. The deploy key
 travels in the encrypted stack config, never in a repository secret: each copy of it is one more
 place to leak it from.
 
@@ -21,6 +22,8 @@ import pulumi_github as github
 from components.settings import GitHubSettings, PathSettings, ServerSettings
 
 DEPLOY_BRANCH = "main"
+# The preview job's environment is the deploy environment's name with this suffix.
+PREVIEW_SUFFIX = "-preview"
 LEGACY_SECRET_NAMES = (
     "HOSTINGER_SSH_KEY",
     "HOSTINGER_HOST",
@@ -67,8 +70,8 @@ def _resource_suffix(name: str) -> str:
 
 
 class GitHubSetup(pulumi.ComponentResource):
-    """Declares the workflows' repository secrets and variables and the `production`
-    environment (deployments from main only)."""
+    """Declares the workflows' repository secrets and variables and the `production` and
+    `production-preview` environments (deployments from main only)."""
 
     def __init__(
         self, name: str, args: GitHubSetupArgs, opts: pulumi.ResourceOptions | None = None
@@ -147,6 +150,32 @@ class GitHubSetup(pulumi.ComponentResource):
             branch_pattern=DEPLOY_BRANCH,
             opts=pulumi.ResourceOptions(
                 parent=self, provider=self.provider, depends_on=[self.environment]
+            ),
+        )
+        # `<environment>-preview` (production-preview): the deploy workflow's preview job, which
+        # shows the diff against production's state before the approval gate, runs in it. It
+        # holds the Pulumi secrets (set by hand, like production's) and so only lets main deploy,
+        # without reviewers: the approval protects changing production, and what it approves is
+        # this job's preview.
+        self.preview_environment = github.RepositoryEnvironment(
+            f"{name}-preview-environment",
+            repository=settings.repository,
+            environment=f"{settings.environment}{PREVIEW_SUFFIX}",
+            prevent_self_review=False,
+            can_admins_bypass=False,
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False,
+                custom_branch_policies=True,
+            ),
+            opts=child,
+        )
+        self.preview_branch_policy = github.RepositoryEnvironmentDeploymentPolicy(
+            f"{name}-preview-environment-main-only",
+            repository=settings.repository,
+            environment=self.preview_environment.environment,
+            branch_pattern=DEPLOY_BRANCH,
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.provider, depends_on=[self.preview_environment]
             ),
         )
         self.register_outputs({"environment": self.environment.environment})

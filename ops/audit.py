@@ -268,7 +268,8 @@ def update_event(update: Any) -> Event:
     changed = ", ".join(
         f"{count} {op}" for op, count in sorted(changes.items()) if op != "same" and count
     )
-    message = get("message") or ""
+    message = str(get("message") or "")
+    message = message if len(message) <= 80 else message[:77] + "..."
     what = (
         f"pulumi {get('kind')}"
         + (f" ({message})" if message else "")

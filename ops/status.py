@@ -108,7 +108,7 @@ def format_status(status: dict[str, Any], now: datetime) -> str:
     update = s["last_update"]
     if update:
         lines.append(
-            f"  last update  #{update['version']} {update['kind']} {update['result']} at "
+            f"  last update  {update['kind']} {update['result']} at "
             f"{update['at']} by {update['actor']}"
         )
     for key in sorted(s["outputs"]):

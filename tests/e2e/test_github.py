@@ -102,6 +102,8 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
         "github-variable-pulumi-backend-url",
         "github-environment",
         "github-environment-main-only",
+        "github-preview-environment",
+        "github-preview-environment-main-only",
     ):
         assert f"+ {resource}" in planned, preview.stdout
     assert github_api.writes() == []
@@ -115,7 +117,10 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
     assert {name: v["value"] for name, v in github_api.variables.items()} == {
         "PULUMI_BACKEND_URL": BACKEND_URL
     }
-    assert sorted(github_api.environments) == ["production"]
+    assert sorted(github_api.environments) == ["production", "production-preview"]
+    preview_environment = github_api.environments["production-preview"]
+    assert list(preview_environment.policies.values()) == [{"name": "main", "type": "branch"}]
+    assert preview_environment.reviewers == []
     production = github_api.environments["production"]
     assert production.branch_policy == {"protected_branches": False, "custom_branch_policies": True}
     assert list(production.policies.values()) == [{"name": "main", "type": "branch"}]

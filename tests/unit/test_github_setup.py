@@ -1,5 +1,6 @@
 """The GitHub side of the program, on Pulumi's mocks: the secrets and variables the workflows
-read, the `production` environment, and the legacy HOSTINGER_* copies (opt-in only)."""
+read, the `production` and `production-preview` environments, and the legacy HOSTINGER_* copies
+(opt-in only)."""
 
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ def test_slack_secret_is_absent_when_no_webhook(run_program: Run, test_keys: Tes
 
 
 def test_production_environment_only_allows_main(production: ProgramRun) -> None:
-    (environment,) = production.of_type(ENVIRONMENT)
+    environment = production.get("github-environment")
     assert environment.inputs["environment"] == "production"
     assert environment.inputs["deploymentBranchPolicy"] == {
         "customBranchPolicies": True,
@@ -125,21 +126,40 @@ def test_production_environment_only_allows_main(production: ProgramRun) -> None
     }
     assert environment.inputs["waitTimer"] == 5
     assert environment.inputs["reviewers"] == [{"users": [1234567]}]
-    (policy,) = production.of_type(POLICY)
+    policy = production.get("github-environment-main-only")
     assert policy.inputs["branchPattern"] == "main"
     assert policy.inputs["environment"] == "production"
     assert "tagPattern" not in policy.inputs
 
 
-def test_the_environment_is_the_one_the_workflows_deploy_in(production: ProgramRun) -> None:
-    (environment,) = production.of_type(ENVIRONMENT)
+def test_the_preview_environment_only_allows_main_and_has_no_reviewers(
+    production: ProgramRun,
+) -> None:
+    """The deploy workflow's preview job (the diff against production's state, before the
+    approval) runs in `production-preview`: it holds the Pulumi secrets, so main only."""
+    environment = production.get("github-preview-environment")
+    assert environment.inputs["environment"] == "production-preview"
+    assert environment.inputs["deploymentBranchPolicy"] == {
+        "customBranchPolicies": True,
+        "protectedBranches": False,
+    }
+    assert "reviewers" not in environment.inputs and "waitTimer" not in environment.inputs
+    assert environment.inputs["canAdminsBypass"] is False
+    policy = production.get("github-preview-environment-main-only")
+    assert policy.inputs["branchPattern"] == "main"
+    assert policy.inputs["environment"] == "production-preview"
+    assert len(production.of_type(ENVIRONMENT)) == 2 and len(production.of_type(POLICY)) == 2
+
+
+def test_the_environments_are_the_ones_the_workflows_run_in(production: ProgramRun) -> None:
+    declared = {e.inputs["environment"] for e in production.of_type(ENVIRONMENT)}
     used = set()
     for path in WORKFLOWS:
         for job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].values():
             env = job.get("environment")
             if env is not None:
                 used.add(env["name"] if isinstance(env, dict) else env)
-    assert used == {environment.inputs["environment"]}
+    assert used == declared == {"production", "production-preview"}
 
 
 def test_github_resources_use_an_explicit_provider_for_the_owner(production: ProgramRun) -> None:

@@ -109,6 +109,7 @@ def test_top_level_permissions_read_only(wf: dict[str, Any], name: str) -> None:
 
 def test_job_permissions_are_minimal(wf: dict[str, Any]) -> None:
     allowed = {
+        (DEPLOY, "preview"): {"contents": "read"},
         (DEPLOY, "deploy"): {"contents": "read", "packages": "write"},
         (DEPLOY, "smoke-test"): {},
         (DEPLOY, "auto-rollback"): {"contents": "read"},
@@ -133,22 +134,109 @@ def test_deploy_job_can_push_packages(wf: dict[str, Any]) -> None:
 
 
 def test_deploy_job_graph(wf: dict[str, Any]) -> None:
+    """test -> preview (the diff, before the approval) -> deploy (after it) -> smoke test."""
     jobs = wf[DEPLOY]["jobs"]
     assert "skip_tests" in jobs["test"]["if"]
-    assert jobs["deploy"]["needs"] in ("test", ["test"])
-    deploy_if = jobs["deploy"]["if"]
-    assert "needs.test.result == 'success'" in deploy_if
-    assert "needs.test.result == 'skipped'" in deploy_if
+    assert jobs["preview"]["needs"] in ("test", ["test"])
+    preview_if = jobs["preview"]["if"]
+    assert "needs.test.result == 'success'" in preview_if
+    assert "needs.test.result == 'skipped'" in preview_if
+    assert jobs["deploy"]["needs"] in ("preview", ["preview"])
+    assert "needs.preview.result == 'success'" in jobs["deploy"]["if"]
     assert jobs["smoke-test"]["needs"] in ("deploy", ["deploy"])
     assert "url" in jobs["deploy"]["outputs"]
-    assert {"test", "deploy", "smoke-test"} <= set(jobs["notify"]["needs"])
+    assert {"test", "preview", "deploy", "smoke-test"} <= set(jobs["notify"]["needs"])
+
+
+def test_every_job_deploys_the_stack_named_by_pulumi_stack_production_by_default(
+    wf: dict[str, Any],
+) -> None:
+    """One seam for the workflow tests under act (tests/workflows/act/): the repository
+    variable PULUMI_STACK. Unset, as on GitHub, it is `production`; every command names the
+    stack through it, none names `production` itself."""
+    for name in (DEPLOY, ROLLBACK):
+        assert wf[name]["env"]["PULUMI_STACK"] == "${{ vars.PULUMI_STACK || 'production' }}"
+        for _, script in run_blocks(wf[name]):
+            assert "--stack production" not in script, name
+            if ("--stack" in script and "pulumi " in script) or "rollback.py" in script:
+                assert '--stack "$PULUMI_STACK"' in script, script
+    preview_env = wf[TESTS]["jobs"]["preview"]["env"]
+    assert preview_env["SOURCE_STACK"] == "${{ vars.PULUMI_STACK || 'production' }}"
+
+
+def test_the_preview_job_shows_the_production_diff_and_saves_the_plan_the_deploy_applies(
+    wf: dict[str, Any],
+) -> None:
+    """Before the `production` approval: `pulumi preview --diff` of the stack's real state in
+    the job log and summary, saved as an update plan; the deploy job applies that plan only
+    (`pulumi up --plan`): a change the reviewer was not shown fails the update."""
+    jobs = wf[DEPLOY]["jobs"]
+    preview_job = jobs["preview"]
+    assert preview_job["environment"] == {"name": "production-preview"}
+    (preview,) = [s for s in uses(preview_job, "pulumi/actions") if "command" in s["with"]]
+    assert preview["with"]["command"] == "preview"
+    assert preview["with"]["stack-name"] == "${{ env.PULUMI_STACK }}"
+    assert preview["with"]["plan"] == "${{ runner.temp }}/update-plan.json"
+    assert preview["with"]["diff"] is True
+    assert preview["with"]["comment-on-summary"] is True
+    assert preview["env"] == {"GITHUB_TOKEN": "${{ secrets.PULUMI_GITHUB_TOKEN }}"}
+    assert preview_job["outputs"]["plan"] == "${{ steps.plan.outputs.plan }}"
+    passed = step_named(preview_job, "Pass the plan to the deploy job")
+    assert 'gzip -9c "${RUNNER_TEMP}/update-plan.json" | base64 -w0' in passed["run"]
+    # The deploy job sets exactly the same config (the plan holds it), then applies the plan.
+    deploy = jobs["deploy"]
+    assert step_named(preview_job, "Set image tag") == step_named(deploy, "Set image tag")
+    received = step_named(deploy, "The plan the reviewer saw")
+    assert received["env"] == {"PLAN": "${{ needs.preview.outputs.plan }}"}
+    assert 'gunzip > "${RUNNER_TEMP}/update-plan.json"' in received["run"]
+    assert "exit 1" in received["run"]  # no plan, no deploy
+    up = step_named(deploy, "Pulumi up")
+    assert '--plan "$RUNNER_TEMP/update-plan.json"' in up["run"]
+    names = [s.get("name") for s in steps(deploy)]
+    assert names.index("The plan the reviewer saw") < names.index("Pulumi up")
+
+
+def test_the_preview_job_says_who_approves_or_loudly_that_nobody_does(
+    wf: dict[str, Any], tmp_path: Path
+) -> None:
+    step = step_named(wf[DEPLOY]["jobs"]["preview"], "Who approves this deploy")
+    for reviewers, says in (("[]", "NO APPROVAL REQUIRED"), ("[1234567]", "waits for an approval")):
+        bin_dir = _fake_bin(
+            tmp_path,
+            "pulumi",
+            f"#!/bin/bash\n[[ $* == *reviewerUserIds* ]] && echo '{reviewers}'\n",
+        )
+        summary = tmp_path / "summary"
+        summary.write_text("")
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", step["run"]],
+            env={
+                "PATH": f"{bin_dir}:/usr/bin:/bin",
+                "PULUMI_STACK": "production",
+                "GITHUB_STEP_SUMMARY": str(summary),
+            },
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        assert says in summary.read_text(), summary.read_text()
+        assert ("::warning::" in proc.stdout) is (reviewers == "[]")
 
 
 def test_test_job_lints_and_tests(wf: dict[str, Any]) -> None:
     scripts = "\n".join(script for job_id, script in run_blocks(wf[DEPLOY]) if job_id == "test")
     assert "ruff check" in scripts
-    assert "shellcheck remote/*.sh" in scripts
-    assert "pytest tests/unit tests/scripts tests/workflows" in scripts
+    # -x: follow sourced files, as tools/test.sh does (without it, shellcheck fails on HEAD).
+    assert "shellcheck -x remote/*.sh tools/*.sh .github/scripts/*.sh" in scripts
+    # The whole suite but the act tests (root and a local deploy target: tools/test.sh runs
+    # them), unless the variable PYTEST_SELECTION narrows it (the act tests' own runs).
+    assert "selection=(tests/unit tests/scripts tests/workflows --ignore=tests/workflows/act)" in (
+        scripts
+    )
+    assert 'python -m pytest "${selection[@]}"' in scripts
+    pytest_step = step_named(wf[DEPLOY]["jobs"]["test"], "Pytest")
+    assert pytest_step["env"] == {"PYTEST_SELECTION": "${{ vars.PYTEST_SELECTION }}"}
 
 
 def test_tests_workflow_jobs(wf: dict[str, Any]) -> None:
@@ -215,43 +303,53 @@ def test_pulumi_up_sets_image_tag_from_commit(wf: dict[str, Any]) -> None:
     job = wf[DEPLOY]["jobs"]["deploy"]
     names = [s.get("name", s.get("uses", "")) for s in steps(job)]
     up = step_named(job, "Pulumi up")
-    assert "pulumi up --yes --non-interactive --skip-preview --stack production" in up["run"]
+    assert 'pulumi up --yes --non-interactive --skip-preview --stack "$PULUMI_STACK"' in up["run"]
     assert up["env"]["GITHUB_TOKEN"] == "${{ secrets.PULUMI_GITHUB_TOKEN }}"
     assert up["env"]["UPDATE_MESSAGE"] == "Deploy ${{ github.sha }} (run ${{ github.run_id }})"
     (tag_step,) = [s for s in steps(job) if "mcp:imageTag" in s.get("run", "")]
-    assert "--stack production" in tag_step["run"]
+    assert '--stack "$PULUMI_STACK"' in tag_step["run"]
     assert "mcp:image.build' true" in tag_step["run"]
     tag_var = re.search(r"mcp:imageTag \"\$(\w+)\"", tag_step["run"])
     assert tag_var, tag_step["run"]
     assert tag_step["env"][tag_var.group(1)] == "${{ github.sha }}"
-    # The tag is set and the registry login done before `pulumi up`.
-    login = next(i for i, s in enumerate(steps(job)) if "docker login ghcr.io" in s.get("run", ""))
+    # The tag is set and the registry login done before `pulumi up`: to the stack's own
+    # registry (mcp:image.registry), GHCR when it names none.
+    login = next(i for i, s in enumerate(steps(job)) if "docker login" in s.get("run", ""))
     assert login < steps(job).index(tag_step) < steps(job).index(up), names
     login_step = steps(job)[login]
+    assert (
+        "pulumi config get --stack \"$PULUMI_STACK\" --path 'mcp:image.registry'"
+        in (login_step["run"])
+    )
+    assert 'docker login "${registry:-ghcr.io}"' in login_step["run"]
     assert "--password-stdin" in login_step["run"]
     assert "${{ secrets.GITHUB_TOKEN }}" in login_step["env"].values()
 
 
 def test_admin_token_only_on_pulumi_steps(wf: dict[str, Any]) -> None:
-    """PULUMI_GITHUB_TOKEN is exported only on the step that runs `pulumi up`."""
+    """PULUMI_GITHUB_TOKEN is exported only on the steps that run `pulumi up` or the deploy's
+    `pulumi preview` (the GitHub provider reads the repository in a preview)."""
     for name, workflow in wf.items():
         for job_id, job in workflow["jobs"].items():
             assert "PULUMI_GITHUB_TOKEN" not in str(job.get("env", {})), f"{name}:{job_id}"
             for step in steps(job):
                 if "PULUMI_GITHUB_TOKEN" in str(step.get("env", {})):
-                    runs_pulumi_up = "pulumi up " in step.get("run", "") or (
+                    runs_pulumi = "pulumi up " in step.get("run", "") or (
                         "rollback.py" in step.get("run", "")
                     )
-                    assert runs_pulumi_up, f"{name}:{job_id}: {step.get('name')}"
+                    previews = (name, job_id) == (DEPLOY, "preview") and step.get("with", {}).get(
+                        "command"
+                    ) == "preview"
+                    assert runs_pulumi or previews, f"{name}:{job_id}: {step.get('name')}"
     assert "PULUMI_GITHUB_TOKEN" not in raw(TESTS).split("jobs:", 1)[1]
 
 
 def test_rollback_runs_rollback_py_then_smoke_test(wf: dict[str, Any]) -> None:
     jobs = wf[ROLLBACK]["jobs"]
     scripts = "\n".join(s for j, s in run_blocks(wf[ROLLBACK]) if j == "rollback")
-    assert "python rollback.py --stack production --backup" in scripts
-    assert "python rollback.py --stack production --image-tag" in scripts
-    assert "python rollback.py --stack production --last-good --yes" in scripts
+    assert 'python rollback.py --stack "$PULUMI_STACK" --backup' in scripts
+    assert 'python rollback.py --stack "$PULUMI_STACK" --image-tag' in scripts
+    assert 'python rollback.py --stack "$PULUMI_STACK" --last-good --yes' in scripts
     assert "--yes" in scripts
     assert jobs["smoke-test"]["needs"] in ("rollback", ["rollback"])
     smoke = " ".join(s for j, s in run_blocks(wf[ROLLBACK]) if j == "smoke-test")
@@ -424,7 +522,12 @@ def _run_with_fake_python(tmp_path: Path, run: str, env: dict[str, str]) -> list
     subprocess.run(
         ["bash", "-euo", "pipefail", "-c", run],
         cwd=ROOT,
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "ARGV_FILE": str(argv_file), **env},
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "ARGV_FILE": str(argv_file),
+            "PULUMI_STACK": "production",  # the workflows' env, variable PULUMI_STACK unset
+            **env,
+        },
         check=True,
         timeout=60,
     )
@@ -601,7 +704,8 @@ def test_every_pulumi_action_installs_the_pinned_cli() -> None:
     assert EXACT_VERSION.match(version), version
     found = _steps_using("pulumi/actions")
     assert {name for name, _, _ in found} == {DEPLOY, TESTS, ROLLBACK}
-    assert len(found) == 5, found  # deploy, auto-rollback, rollback, the preview's two
+    # deploy-production: the preview job's two, deploy, auto-rollback; rollback; tests: two
+    assert len(found) == 7, found
     for name, job_id, step in found:
         assert step.get("with", {}).get("pulumi-version") == version, (name, job_id, step)
 
@@ -633,7 +737,8 @@ def test_pip_is_pinned_in_one_place() -> None:
             pin = lines.index('.venv/bin/python -m pip install "pip==${PIP_VERSION}"')
             assert lines.index("source tools/toolchain-versions.sh") < pin, (path.name, job_id)
             assert pin < next(i for i, line in enumerate(lines) if "-r requirements" in line)
-    assert venvs == 7  # deploy: test, deploy, auto-rollback; tests: lint, test, preview; rollback
+    # deploy: test, preview, deploy, auto-rollback; tests: lint, test, preview; rollback
+    assert venvs == 8
     sourced = subprocess.run(
         ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
         cwd=ROOT,
@@ -668,7 +773,8 @@ def test_pull_request_preview_holds_no_production_decryption_rights(
 
 
 def test_only_production_jobs_read_the_deploy_secrets(wf: dict[str, Any]) -> None:
-    """The Pulumi credentials are read only by jobs in the protected `production` environment."""
+    """The Pulumi credentials are read only by jobs in the `production` environment (approval,
+    main only) and by the deploy's preview job in `production-preview` (main only)."""
     for name, workflow in wf.items():
         for job_id, job in workflow["jobs"].items():
             text = str(job)
@@ -682,7 +788,12 @@ def test_only_production_jobs_read_the_deploy_secrets(wf: dict[str, Any]) -> Non
                 if f"secrets.{name}" in text or f"vars.{name}" in text
             ]
             if reads:
-                assert job.get("environment", {}).get("name") == "production", (name, job_id)
+                expected = (
+                    "production-preview"
+                    if (name, job_id) == (DEPLOY, "preview")
+                    else ("production")
+                )
+                assert job.get("environment", {}).get("name") == expected, (name, job_id)
 
 
 def _load_preview_stack_module() -> Any:
@@ -787,6 +898,7 @@ def test_commit_message_starting_with_a_dash_stays_a_value(
         env={
             "PATH": f"{bin_dir}:/usr/bin:/bin",
             "PULUMI_CALLS": str(calls),
+            "PULUMI_STACK": "production",
             "IMAGE_TAG": "3f2c1ab" + "0" * 33,
             "RELEASE_AUTHOR": "-octocat",
             "RELEASE_MESSAGE": message,
