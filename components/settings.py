@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import pulumi
 
 from components import config_keys
+from components.compose_check import compose_problems
 
 # The value checks live with the keys, in their rows (components/config_keys.py); the patterns
 # rollback.py applies to its arguments are named here too.
@@ -600,6 +601,10 @@ def _read_app(reader: _Reader) -> AppSettings:
     strategy = reader.text("app.strategy")
     proxy = _read_proxy(reader, required=strategy in PROXY_STRATEGIES)
     canary = _read_canary(reader) if strategy == "canary" else None
+    if strategy in PROXY_STRATEGIES and compose_source and Path(compose_source).is_file():
+        # Both colours run from it: checked here, before anything touches the server.
+        for problem in compose_problems(Path(compose_source)):
+            reader.problem("app.composeSource", f"{problem} (with app.strategy {strategy})")
     if strategy in PROXY_STRATEGIES and valid_url(health_url):  # else already reported
         if BLUE_GREEN_HEALTH_URL_PATTERN.fullmatch(health_url) is None:
             reader.problem(
