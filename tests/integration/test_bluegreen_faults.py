@@ -142,6 +142,43 @@ def test_release_after_an_interrupted_switch_goes_to_the_idle_colour(bg: Faults,
     assert_reconciled(bg, proc.stderr, case)
 
 
+def test_release_after_a_killed_canary_sends_the_split_back_to_the_old_colour(bg: Faults) -> None:
+    """Issue 20: a canary killed mid-step leaves the proxy splitting traffic between the colour
+    it started from (green, recorded live) and its canary (blue, named by the intent). The next
+    release sends all traffic back to green through the intent-first switch, then releases
+    into the truly idle colour (blue) as usual."""
+    serving_green(bg)
+    blue, green = bg.colour_ports
+    split = (
+        f'cd {q(bg.state / "proxy")} && sed '
+        f"""-e 's|"upstreams": \\[{{"dial": "127.0.0.1:{green}"}}\\]|"upstreams": """
+        f"""[{{"dial": "127.0.0.1:{green}"}}, {{"dial": "127.0.0.1:{blue}"}}]|' """
+        """-e 's|"load_balancing": {|"load_balancing": {"selection_policy": """
+        """{"policy": "weighted_round_robin", "weights": [9, 1]}, |' """
+        "caddy.json > split.json && mv split.json caddy.json && curl -fsS --unix-socket "
+        "admin.sock -H 'Content-Type: application/json' --data-binary @caddy.json "
+        "http://localhost/load"
+    )
+    proc = bg.run(split)
+    assert proc.returncode == 0, proc.stderr
+    assert '"weights": [9, 1]' in (bg.state / "proxy" / "caddy.json").read_text()
+    bg.write_state("live-colour.next", f"blue {blue} {green} 10\n")
+
+    proc = bg.pipeline("v1")
+
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"reconciled: the proxy routes to a canary split (port:weight {green}:9 {blue}:1) left "
+        "by an interrupted canary release" in proc.stderr
+    ), proc.stderr
+    assert "sending all traffic back to colour green, the one it started from" in proc.stderr
+    assert one_json_line(proc)["colour"] == "blue", "the release did not go to the idle colour"
+    assert bg.live_colour() == "blue"
+    assert not (bg.state / "live-colour.next").exists()
+    config = (bg.state / "proxy" / "caddy.json").read_text()
+    assert "weights" not in config and f"127.0.0.1:{blue}" in config, config
+
+
 @pytest.mark.parametrize("case", ["after-switch", "stale-record"])
 def test_failing_release_after_an_interrupted_switch_keeps_serving(bg: Faults, case: str) -> None:
     serving_green(bg)
