@@ -37,15 +37,21 @@ write_atomic() {
 # proxy_routes DEPLOY_DIR: where the proxy sends traffic, "<from> PORT" (one upstream) or
 # "<from> PORT:WEIGHT PORT:WEIGHT" (a canary's split); <from> is "running" (asked of the
 # running proxy: admin API, unix socket) or "file" (its config file: what it loads when it
-# starts). Fails when neither tells.
+# starts). A dial of {file./config/upstream-port} (bg_write_config) is the port in that file.
+# Fails when neither tells.
 proxy_routes() {
-    local dir="$1/.deploy/proxy" conf="" from=running ports=() weights=() out="" i
+    local dir="$1/.deploy/proxy" conf="" from=running ports=() weights=() out="" i port
     if [[ -S $dir/admin.sock ]]; then
         conf=$(curl -fsS --max-time 5 --unix-socket "$dir/admin.sock" \
             http://localhost/config/apps/http/servers/mcp/routes 2>/dev/null </dev/null || true)
     fi
     if [[ $conf != *'"dial"'* ]]; then
         conf=$(cat -- "$dir/caddy.json" 2>/dev/null || true) from=file
+    fi
+    if [[ $conf == *'{file./config/upstream-port}'* ]]; then
+        port=$(head -n 1 -- "$dir/upstream-port" 2>/dev/null || true)
+        [[ $port =~ ^[0-9]+$ ]] || return 1
+        conf=${conf//'{file./config/upstream-port}'/$port}
     fi
     mapfile -t ports < <(grep -oE '"dial": *"[^"]*:[0-9]+"' <<<"$conf" | grep -oE '[0-9]+"$' | tr -d '"' || true)
     mapfile -t weights < <(grep -oE '"weights": *\[[0-9, ]*\]' <<<"$conf" | grep -oE '[0-9]+' || true)
@@ -184,16 +190,24 @@ bg_ensure_proxy_image() {
 # (proxy/launcher), so that a reload never opens a second socket (no connection reset or
 # refused during a switch). Every request is logged (JSON, access.log, rolled at 5 MB) with
 # the upstream that answered it ("upstream": log_append).
+# With one upstream, the port is not in caddy.json but in $BG_PROXY_DIR/upstream-port (written
+# first, atomically), which Caddy reads for every request ({file.*} placeholder in "dial"):
+# caddy.json is then the same for either colour, and a proxy already running it is switched
+# by that file alone, without a reload (a reload drops requests: remote/README.md
+# "Strategies"). Sets BG_CONFIG_ID: the config's "@id" (a hash of it; GET /id/<it> answers
+# only when the proxy runs this very config).
 bg_write_config() {
-    local port=$1 tmp upstreams policy=""
-    upstreams="{\"dial\": \"127.0.0.1:$port\"}"
+    local port=$1 tmp upstreams policy="" config
+    upstreams="{\"dial\": \"127.0.0.1:{file./config/upstream-port}\"}"
     if [[ -n ${2:-} ]]; then
-        upstreams+=", {\"dial\": \"127.0.0.1:$2\"}"
+        upstreams="{\"dial\": \"127.0.0.1:$port\"}, {\"dial\": \"127.0.0.1:$2\"}"
         policy="\"selection_policy\": {\"policy\": \"weighted_round_robin\", \"weights\": [$3, $4]}, "
     fi
     mkdir -p -- "$BG_PROXY_DIR" || return 1
-    tmp=$(mktemp "$BG_PROXY_DIR/caddy.json.XXXXXX") || return 1
-    cat >"$tmp" <<JSON
+    if [[ -z ${2:-} ]]; then
+        write_atomic "$BG_PROXY_DIR/upstream-port" "$port" || return 1
+    fi
+    config=$(cat <<JSON
 {
   "admin": {"listen": "unix//config/admin.sock"},
   "logging": {"logs": {
@@ -213,6 +227,7 @@ bg_write_config() {
             "handle": [{
               "handler": "log_append", "key": "upstream", "value": "{http.reverse_proxy.upstream.hostport}"
             }, {
+              "@id": "@ID@",
               "handler": "reverse_proxy",
               "upstreams": [$upstreams],
               "load_balancing": {${policy}"try_duration": "5s", "try_interval": "250ms"}
@@ -224,7 +239,14 @@ bg_write_config() {
   }
 }
 JSON
-    chmod 600 -- "$tmp" && mv -f -- "$tmp" "$BG_PROXY_DIR/caddy.json"
+)
+    BG_CONFIG_ID="mcp_$(printf '%s' "$config" | sha256sum | cut -c1-16)"
+    tmp=$(mktemp "$BG_PROXY_DIR/caddy.json.XXXXXX") || return 1
+    if printf '%s\n' "${config/@ID@/$BG_CONFIG_ID}" >"$tmp" && chmod 600 -- "$tmp" && mv -f -- "$tmp" "$BG_PROXY_DIR/caddy.json"; then
+        return 0
+    fi
+    rm -f -- "$tmp"
+    return 1
 }
 
 # bg_admin PATH [CURL ARGS...]: a request to the proxy's admin API (unix socket).
@@ -279,10 +301,12 @@ bg_proxy_start() {
 
 # bg_point_proxy COLOUR [OTHER WEIGHT OTHER_WEIGHT]: send all new requests to COLOUR (or split
 # them between COLOUR and OTHER by weight: a canary step). Graceful: Caddy keeps its listener
-# and lets in-flight requests finish on the old upstream. Starts the proxy if needed (a
+# and lets in-flight requests finish on the old upstream. A proxy already running the
+# one-upstream config is switched by upstream-port alone (bg_write_config): no reload, which
+# could drop a request (remote/README.md "Strategies"). Starts the proxy if needed (a
 # different --proxy-image replaces the container: a sub-second gap). Sets BG_ERROR.
 bg_point_proxy() {
-    local colour=$1 state out what
+    local colour=$1 state out what handler
     BG_ERROR=""
     if [[ -n ${2:-} ]]; then
         bg_write_config "${BG_PORT[$colour]}" "${BG_PORT[$2]}" "$3" "$4"
@@ -296,6 +320,13 @@ bg_point_proxy() {
     }
     state=$(bg_proxy_state)
     if [[ $state == "true $PROXY_IMAGE $PROXY_LISTEN" ]]; then
+        # It runs this very config (its @id, and its handler reads upstream-port: not a split
+        # made by hand from it): upstream-port, just written, switched it without a reload.
+        if [[ -z ${2:-} ]] && handler=$(bg_admin "/id/$BG_CONFIG_ID" 2>/dev/null) &&
+            [[ $handler == *'{file./config/upstream-port}'* && $handler != *'"weights"'* ]]; then
+            log "switched the proxy to $what: $BG_PROXY_DIR/upstream-port (no reload: it runs this config, $BG_CONFIG_ID)"
+            return 0
+        fi
         log "switching the proxy to $what: POST /load to $BG_PROXY_DIR/admin.sock"
         if ! out=$(bg_admin /load -H 'Content-Type: application/json' --data-binary "@$BG_PROXY_DIR/caddy.json" 2>&1); then
             BG_ERROR="the proxy refused the new config: ${out:0:500}"

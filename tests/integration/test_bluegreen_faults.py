@@ -150,8 +150,9 @@ def test_release_after_a_killed_canary_sends_the_split_back_to_the_old_colour(bg
     serving_green(bg)
     blue, green = bg.colour_ports
     split = (
-        f'cd {q(bg.state / "proxy")} && sed '
-        f"""-e 's|"upstreams": \\[{{"dial": "127.0.0.1:{green}"}}\\]|"upstreams": """
+        f"cd {q(bg.state / 'proxy')} && sed "
+        """-e 's|"upstreams": \\[{"dial": "127.0.0.1:{file./config/upstream-port}"}\\]|"""
+        '"upstreams": '
         f"""[{{"dial": "127.0.0.1:{green}"}}, {{"dial": "127.0.0.1:{blue}"}}]|' """
         """-e 's|"load_balancing": {|"load_balancing": {"selection_policy": """
         """{"policy": "weighted_round_robin", "weights": [9, 1]}, |' """
@@ -176,7 +177,8 @@ def test_release_after_a_killed_canary_sends_the_split_back_to_the_old_colour(bg
     assert bg.live_colour() == "blue"
     assert not (bg.state / "live-colour.next").exists()
     config = (bg.state / "proxy" / "caddy.json").read_text()
-    assert "weights" not in config and f"127.0.0.1:{blue}" in config, config
+    assert "weights" not in config and "{file./config/upstream-port}" in config, config
+    assert (bg.state / "proxy" / "upstream-port").read_text() == f"{blue}\n"
 
 
 @pytest.mark.parametrize("case", ["after-switch", "stale-record"])

@@ -145,3 +145,17 @@ def test_the_running_proxy_wins_over_its_config_file(deploy: Path, admin_socket)
     assert live_colour(deploy) == "blue"
     route_to(8002)
     assert live_colour(deploy) == "green"
+
+
+@pytest.mark.parametrize(("routed", "expected"), [(8002, "green"), (8001, "blue")])
+def test_a_config_that_reads_upstream_port_is_resolved_through_that_file(
+    deploy: Path, routed: int, expected: str
+) -> None:
+    """bg_write_config's one-upstream config dials 127.0.0.1:{file./config/upstream-port}
+    (a switch rewrites that file, no reload): the port is the one in .deploy/proxy/upstream-port."""
+    (deploy / ".deploy" / "live-colour").write_text("blue\n")
+    (deploy / ".deploy" / "live-colour.next").write_text("green 8001 8002\n")
+    config = caddy_json(0).replace("127.0.0.1:0", "127.0.0.1:{file./config/upstream-port}")
+    (deploy / ".deploy" / "proxy" / "caddy.json").write_text(config)
+    (deploy / ".deploy" / "proxy" / "upstream-port").write_text(f"{routed}\n")
+    assert live_colour(deploy) == expected
