@@ -255,6 +255,9 @@ cmd_install() {
     else
         missing+=(golang-go)
     fi
+    # Node.js and npm build pulumi/actions and run it under act (tools/build-act.sh,
+    # tests/workflows/act); a Node.js from elsewhere (e.g. NodeSource, npm included) is kept.
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
     if [[ ${#missing[@]} -eq 0 ]]; then
         log "all packages already installed"
     else

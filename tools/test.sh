@@ -37,6 +37,9 @@ eval "$(bash tools/pulumi-env.sh)"
 pulumi version >/dev/null || die "the Pulumi CLI does not run: see the toolchain output above"
 say "using $(command -v pulumi) $(pulumi version)"
 
+say "the workflow runner for tests/workflows/act: act and pulumi/actions (tools/build-act.sh, from the Go module proxy and npm; cold ~5 min, seconds when cached)"
+bash tools/build-act.sh >/dev/null
+
 say "starting the local deploy target (local/server.sh up)"
 bash local/server.sh up
 
