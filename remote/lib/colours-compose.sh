@@ -1,9 +1,9 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # BG_ERROR is read by the callers (bluegreen.sh)
 # One job: the check that blue and green can both run from a compose file (sourced by
 # bluegreen.sh, never run). The deploy program checks the same rules before anything touches
 # the server (components/compose_check.py); this is the server's own check, with the compose
 # version it runs. See remote/README.md "Strategies".
+# shellcheck disable=SC2034 # BG_ERROR is read by the callers (bluegreen.sh)
 
 # bg_check_compose FILE: refuse compose files the two colours cannot both run from:
 # a fixed container_name, or a named volume without an explicit name (compose would create

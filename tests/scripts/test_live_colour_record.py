@@ -11,6 +11,7 @@ record is read as before, and nothing else is asked (it stays cheap).
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import socketserver
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 from ._helpers import REMOTE
 
-DIAL_PATH = "/config/apps/http/servers/mcp/routes/0/handle/0/upstreams/0/dial"
+ROUTES_PATH = "/config/apps/http/servers/mcp/routes"  # what proxy_routes asks
 
 
 def live_colour(deploy: Path, env: dict[str, str] | None = None) -> str:
@@ -62,8 +63,11 @@ def deploy(tmp_path: Path) -> Path:
 
 class _AdminHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        ok = self.path == DIAL_PATH
-        body = f'"127.0.0.1:{self.server.port}"\n' if ok else "not found"  # type: ignore[attr-defined]
+        ok = self.path == ROUTES_PATH
+        port = self.server.port  # type: ignore[attr-defined]
+        upstreams = [{"dial": f"127.0.0.1:{port}"}]
+        routes = [{"handle": [{"handler": "reverse_proxy", "upstreams": upstreams}]}]
+        body = json.dumps(routes, indent=1) + "\n" if ok else "not found"
         self.send_response(200 if ok else 404)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
