@@ -16,7 +16,19 @@ TESTS = Path(__file__).resolve().parent
 SERVER_BOUND = (TESTS / "integration", TESTS / "e2e", TESTS / "workflows" / "act")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+GROUP = "local-server"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    loadgroup = bool(getattr(config.option, "loadgroup", False))  # set in xdist's workers
     for item in items:
         if any(item.path.is_relative_to(folder) for folder in SERVER_BOUND):
-            item.add_marker(pytest.mark.xdist_group("local-server"))
+            item.add_marker(pytest.mark.xdist_group(GROUP))
+            # pytest-xdist 3.8 puts a test in its group by appending "@<group>" to
+            # `item._nodeid`, which pytest 9 no longer reads (a node's id is `item._id`): the
+            # mark alone was silently ignored and these tests spread over both workers, out of
+            # order. Give them the id xdist's scheduler groups by (it splits at the last "@").
+            node_id = getattr(item, "_id", None)
+            if loadgroup and node_id is not None and not item.nodeid.endswith(f"@{GROUP}"):
+                item._id = type(node_id).parse(f"{item.nodeid}@{GROUP}")
