@@ -8,6 +8,7 @@ abort. The figures go to the test's output (`pytest -s`) and to bench/README.md'
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 from local.canary import canary_steps, step_figures
@@ -27,6 +28,7 @@ HOLD_S = 6
 # are cut at the script's log lines, so a few requests at each edge may belong to the steps
 # around it.
 TOLERANCE = 0.05
+AFTER_ABORT_S = 3.0  # how long the prober runs on after a failing canary's `pulumi up`
 
 
 def version_url(health_url: str) -> str:
@@ -81,9 +83,12 @@ def test_canary_moves_traffic_in_gated_steps_and_aborts_a_failing_version(
         since = prober.started_epoch
         e2e.set_tag("flaky-500")
         bad = e2e.up(check=False)
+        # Keep probing after the abort: "0 failed after it" needs requests after it to count
+        # (`pulumi up` may return within a second of the abort).
+        time.sleep(AFTER_ABORT_S)
         bad_log = e2e.history_log()
         bad_steps = canary_steps(bad_log, since)
-        report = prober.stop()  # it ran on after the abort, for as long as `pulumi up` took
+        report = prober.stop()
         bad_rows = step_figures(report, "flaky-500", bad_steps)
         print("failing canary:", json.dumps({"summary": report.summary(), "steps": bad_rows}))
         output = bad.stdout + bad.stderr
