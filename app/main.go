@@ -5,6 +5,9 @@
 //	crash     exits with status 1 at start
 //	error500  health answers 500
 //	slow      health answers 503 for the first 600 s
+//	gated     health answers 503 until a POST to /api/v1/open (then 200): a release that
+//	          holds its deploy (and the Pulumi stack lock) exactly as long as a test needs,
+//	          e.g. until a second deploy has been seen waiting for that lock
 //	flaky500  healthy (/api/v1/health always 200), but every other request to
 //	          /api/v1/version answers 500: a release that passes its health check and
 //	          then fails a share of real traffic (what a canary's gate must catch)
@@ -133,12 +136,12 @@ func main() {
 
 	log.Printf("mcp-sample-app version=%s mode=%s listening on %s", version, mode, addr)
 	switch mode {
-	case "ok", "error500", "slow", "writer", "flaky500":
+	case "ok", "error500", "slow", "writer", "flaky500", "gated":
 	case "crash":
 		log.Printf("APP_MODE=crash: exiting with status 1")
 		os.Exit(1)
 	default:
-		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow, writer or flaky500)", mode)
+		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow, writer, flaky500 or gated)", mode)
 		os.Exit(2)
 	}
 
@@ -150,9 +153,13 @@ func main() {
 		go streamWriter(&streamMu, streamPath)
 	}
 
+	var opened atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/health", func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case mode == "gated" && !opened.Load():
+			writeJSON(w, http.StatusServiceUnavailable,
+				map[string]string{"status": "gated", "version": version})
 		case mode == "error500":
 			writeJSON(w, http.StatusInternalServerError,
 				map[string]string{"status": "error", "version": version})
@@ -171,6 +178,14 @@ func main() {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": version})
+	})
+	mux.HandleFunc("/api/v1/open", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		opened.Store(true)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "open", "version": version})
 	})
 	mux.HandleFunc("/api/v1/dump", func(w http.ResponseWriter, r *http.Request) {
 		streamMu.Lock()
