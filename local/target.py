@@ -496,16 +496,20 @@ def ensure_sample_images(server: LocalServer, names: list[str] | None = None) ->
     return refs
 
 
-def ensure_proxy_image(server: LocalServer) -> str:
+def ensure_proxy_image(server: LocalServer, *, stock_layout: bool = False) -> str:
     """The blue-green proxy (Caddy, `proxy/build.sh`) in the local registry; its image ref.
 
     Built here from Caddy's Go module (static, FROM scratch, nothing pulled) and pushed; rebuilt
     only when the registry lacks the tag or its mcp.proxy.source-sha256 label is outdated.
+    `stock_layout`: the stand-in for the official caddy image (no launcher, caddy on PATH), which
+    the deploy scripts run as they run a stock image; the official one cannot be pulled here.
     """
     source_hash = _source_hash(PROXY_BUILD_SH)
     _docker_login_root(server)
-    ref = f"{server.registry}/{PROXY_REPOSITORY}:{PROXY_TAG}"
-    labels = registry_image_labels(server, PROXY_REPOSITORY, PROXY_TAG)
+    tag = f"{PROXY_TAG}-stock-layout" if stock_layout else PROXY_TAG
+    ref = f"{server.registry}/{PROXY_REPOSITORY}:{tag}"
+    labels = registry_image_labels(server, PROXY_REPOSITORY, tag)
     if labels is None or labels.get("mcp.proxy.source-sha256") != source_hash:
-        _build_and_push(["bash", str(PROXY_BUILD_SH), ref, "--push"], ref, 1800)
+        layout = ["--stock-layout"] if stock_layout else []
+        _build_and_push(["bash", str(PROXY_BUILD_SH), ref, *layout, "--push"], ref, 1800)
     return ref

@@ -2,6 +2,7 @@
 # Build the blue-green proxy image (Caddy, static, FROM scratch) without pulling any image.
 #
 #   proxy/build.sh IMAGE_REF [--push]
+#   proxy/build.sh IMAGE_REF --stock-layout [--push]
 #   proxy/build.sh --source-hash
 #
 # Caddy is built from its Go module (github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION)
@@ -19,11 +20,15 @@ die() { printf '[proxy-build] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat <<USAGE
-usage: $(basename "$0") IMAGE_REF [--push]
+usage: $(basename "$0") IMAGE_REF [--stock-layout] [--push]
        $(basename "$0") --source-hash
 
 Build the blue-green proxy image (Caddy $CADDY_VERSION, static, FROM scratch) as IMAGE_REF.
   IMAGE_REF      image reference (e.g. 127.0.0.1:5000/mcp/proxy:caddy-2.11.9)
+  --stock-layout a stand-in for the official caddy image where it cannot be pulled (the
+                 tests, here): caddy at /usr/bin/caddy, the official image's command, no
+                 launcher and no mcp.proxy.caddy-version label, so the deploy scripts run it
+                 as they run a stock image
   --push         docker push IMAGE_REF after the build
   --source-hash  print the sha256 of the sources (image label mcp.proxy.source-sha256)
 Environment: CADDY_VERSION (default v2.11.9).
@@ -43,16 +48,20 @@ if [[ $# -eq 1 && "$1" == "--source-hash" ]]; then
     source_hash
     exit 0
 fi
-if [[ $# -lt 1 || $# -gt 2 ]]; then
+if [[ $# -lt 1 || $# -gt 3 ]]; then
     usage >&2
     exit 2
 fi
 IMAGE_REF="$1"
-PUSH=0
-if [[ $# -eq 2 ]]; then
-    [[ "$2" == "--push" ]] || { usage >&2; die "unknown option '$2' (only --push is accepted)"; }
-    PUSH=1
-fi
+shift
+PUSH=0 STOCK_LAYOUT=0
+for option in "$@"; do
+    case $option in
+        --push) PUSH=1 ;;
+        --stock-layout) STOCK_LAYOUT=1 ;;
+        *) usage >&2; die "unknown option '$option' (--push and --stock-layout are accepted)" ;;
+    esac
+done
 [[ "$IMAGE_REF" =~ ^[a-z0-9][A-Za-z0-9._:/@-]*$ ]] \
     || die "invalid IMAGE_REF '$IMAGE_REF' (e.g. 127.0.0.1:5000/mcp/proxy:caddy-2.11.9)"
 [[ "$CADDY_VERSION" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "invalid CADDY_VERSION '$CADDY_VERSION' (e.g. v2.11.9)"
@@ -78,12 +87,22 @@ fi
 CONTEXT="$(mktemp -d)"
 trap 'rm -rf "$CONTEXT"' EXIT
 cp "$BIN" "$CONTEXT/caddy"
-log "building the launcher (proxy/launcher, stdlib only)"
-(
-    cd "$PROXY_DIR/launcher"
-    CGO_ENABLED=0 GOOS=linux GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$CONTEXT/mcp-proxy-launch" .
-) || die "go build of proxy/launcher failed"
-cp "$PROXY_DIR/Dockerfile" "$CONTEXT/Dockerfile"
+if [[ $STOCK_LAYOUT -eq 1 ]]; then
+    # The official image's shape (library/caddy): no entrypoint, caddy on PATH, its command.
+    cat >"$CONTEXT/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+ENV PATH=/usr/bin XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data
+COPY caddy /usr/bin/caddy
+CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+DOCKERFILE
+else
+    log "building the launcher (proxy/launcher, stdlib only)"
+    (
+        cd "$PROXY_DIR/launcher"
+        CGO_ENABLED=0 GOOS=linux GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$CONTEXT/mcp-proxy-launch" .
+    ) || die "go build of proxy/launcher failed"
+    cp "$PROXY_DIR/Dockerfile" "$CONTEXT/Dockerfile"
+fi
 log "building image $IMAGE_REF"
 docker build --quiet \
     --build-arg "CADDY_VERSION=$CADDY_VERSION" \

@@ -183,13 +183,38 @@ bg_ensure_proxy_image() {
     run_logged docker pull "$PROXY_IMAGE" </dev/null
 }
 
+# bg_proxy_kind: which of the two proxy images --proxy-image is (sets BG_PROXY_KIND):
+#   launcher  proxy/build.sh's image (label mcp.proxy.caddy-version): its launcher binds
+#             --proxy-listen once and hands Caddy the socket as fd 3, so a reload (a canary
+#             step) reuses the very socket;
+#   stock     any other image, e.g. the official caddy image pinned by digest (the default):
+#             Caddy binds --proxy-listen itself; the image's `caddy` on PATH is run.
+# Pulls the image first when it is absent. Returns 1 (BG_ERROR set) when it cannot be had.
+bg_proxy_kind() {
+    local label
+    BG_PROXY_KIND=""
+    if ! bg_ensure_proxy_image; then
+        BG_ERROR="could not pull the proxy image $PROXY_IMAGE"
+        return 1
+    fi
+    label=$(docker image inspect -f '{{index .Config.Labels "mcp.proxy.caddy-version"}}' "$PROXY_IMAGE" 2>/dev/null </dev/null) || {
+        BG_ERROR="docker image inspect $PROXY_IMAGE failed"
+        return 1
+    }
+    if [[ -n $label && $label != "<no value>" ]]; then
+        BG_PROXY_KIND=launcher
+    else
+        BG_PROXY_KIND=stock
+    fi
+}
+
 # bg_write_config PORT [PORT2 WEIGHT WEIGHT2]: the proxy's whole config, written atomically:
 # all traffic to 127.0.0.1:PORT, or split between PORT and PORT2 by weight (Caddy's
-# weighted_round_robin: with weights 9 and 1, one request in every 10 goes to PORT2). It
-# listens on fd 3: the socket of --proxy-listen, bound once by the image's launcher
-# (proxy/launcher), so that a reload never opens a second socket (no connection reset or
-# refused during a switch). Every request is logged (JSON, access.log, rolled at 5 MB) with
-# the upstream that answered it ("upstream": log_append).
+# weighted_round_robin: with weights 9 and 1, one request in every 10 goes to PORT2). With
+# proxy/build.sh's image it listens on fd 3: the socket of --proxy-listen, bound once by the
+# image's launcher (proxy/launcher), so that a reload never opens a second socket; with a
+# stock Caddy image on --proxy-listen itself (bg_proxy_kind). Every request is logged (JSON,
+# access.log, rolled at 5 MB) with the upstream that answered it ("upstream": log_append).
 # With one upstream, the port is not in caddy.json but in $BG_PROXY_DIR/upstream-port (written
 # first, atomically), which Caddy reads for every request ({file.*} placeholder in "dial"):
 # caddy.json is then the same for either colour, and a proxy already running it is switched
@@ -197,7 +222,12 @@ bg_ensure_proxy_image() {
 # "Strategies"). Sets BG_CONFIG_ID: the config's "@id" (a hash of it; GET /id/<it> answers
 # only when the proxy runs this very config).
 bg_write_config() {
-    local port=$1 tmp upstreams policy="" config
+    local port=$1 tmp upstreams policy="" config listen
+    if [[ -z ${BG_PROXY_KIND:-} ]]; then
+        bg_proxy_kind || return 1
+    fi
+    listen=fd/3
+    [[ $BG_PROXY_KIND == launcher ]] || listen=$PROXY_LISTEN
     upstreams="{\"dial\": \"127.0.0.1:{file./config/upstream-port}\"}"
     if [[ -n ${2:-} ]]; then
         upstreams="{\"dial\": \"127.0.0.1:$port\"}, {\"dial\": \"127.0.0.1:$2\"}"
@@ -220,7 +250,7 @@ bg_write_config() {
       "grace_period": "30s",
       "servers": {
         "mcp": {
-          "listen": ["fd/3"],
+          "listen": ["$listen"],
           "automatic_https": {"disable": true},
           "logs": {"default_logger_name": "mcp"},
           "routes": [{
@@ -276,12 +306,16 @@ bg_proxy_start() {
     fi
     docker rm -f "$BG_PROXY_NAME" >/dev/null 2>&1 || true
     rm -f -- "$BG_PROXY_DIR/admin.sock"
-    log "starting the proxy: docker run --name $BG_PROXY_NAME --network host $PROXY_IMAGE (listening on $PROXY_LISTEN)"
+    # A stock image's command is its own (caddy run --config /etc/caddy/Caddyfile): run its
+    # `caddy` with ours; proxy/build.sh's image has the launcher as its entrypoint.
+    local entrypoint=()
+    [[ ${BG_PROXY_KIND:-} == launcher ]] || entrypoint=(--entrypoint caddy)
+    log "starting the proxy: docker run --name $BG_PROXY_NAME --network host $PROXY_IMAGE (${BG_PROXY_KIND:-stock} image, listening on $PROXY_LISTEN)"
     if ! run_logged docker run -d --name "$BG_PROXY_NAME" --restart unless-stopped --network host \
         --user "$MCP_UID:$MCP_GID" --label "mcp.deploy.project=$BG_BASE_PROJECT" \
         --label "mcp.deploy.role=proxy" --label "mcp.proxy.listen=$PROXY_LISTEN" \
         -e "MCP_PROXY_LISTEN=$PROXY_LISTEN" -e XDG_CONFIG_HOME=/config -e XDG_DATA_HOME=/config \
-        -v "$BG_PROXY_DIR:/config" "$PROXY_IMAGE" run --config /config/caddy.json </dev/null; then
+        -v "$BG_PROXY_DIR:/config" "${entrypoint[@]}" "$PROXY_IMAGE" run --config /config/caddy.json </dev/null; then
         BG_ERROR="docker run of the proxy $PROXY_IMAGE failed"
         return 1
     fi
@@ -315,7 +349,7 @@ bg_point_proxy() {
         bg_write_config "${BG_PORT[$colour]}"
         what="$colour (127.0.0.1:${BG_PORT[$colour]})"
     fi || {
-        BG_ERROR="cannot write $BG_PROXY_DIR/caddy.json"
+        BG_ERROR=${BG_ERROR:-cannot write $BG_PROXY_DIR/caddy.json}
         return 1
     }
     state=$(bg_proxy_state)

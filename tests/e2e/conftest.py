@@ -34,11 +34,19 @@ from conftest import (  # noqa: E402  (the shared local-server fixtures)
     make_deploy_target,
     proxy_image,
     sample_images,
+    stock_layout_proxy_image,
 )
 
 from local.stack import MachineValues, PulumiStack, pulumi_environment, target_config  # noqa: E402
 
-__all__ = ["http", "local_server", "make_deploy_target", "proxy_image", "sample_images"]
+__all__ = [
+    "http",
+    "local_server",
+    "make_deploy_target",
+    "proxy_image",
+    "sample_images",
+    "stock_layout_proxy_image",
+]
 
 # Short health deadlines keep broken deploys quick; the scripts' pace is 1 try per second.
 HEALTH_ATTEMPTS = 6

@@ -105,6 +105,16 @@ def proxy_image(local_server: LocalServer) -> str:
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def stock_layout_proxy_image(local_server: LocalServer) -> str:
+    """The stand-in for the official caddy image (no launcher, caddy on PATH; see
+    ensure_proxy_image): the official one cannot be pulled here."""
+    try:
+        return ensure_proxy_image(local_server, stock_layout=True)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 @pytest.fixture
 def make_deploy_target(local_server: LocalServer) -> Iterator[Callable[..., DeployTarget]]:
     """Factory: `make_deploy_target(name)` (or `make_deploy_target(local_server, name)`).
