@@ -3,7 +3,6 @@
 import pulumi
 
 from components.image import AppImage
-from components.notification import SlackNotification
 from components.plan import deploy_plan, plan_inputs
 from components.server import ServerDeployment, ServerDeploymentArgs
 from components.settings import load_settings
@@ -24,7 +23,6 @@ if settings.github is not None:
             github=settings.github,
             server=settings.server,
             paths=settings.paths,
-            slack_webhook_url=settings.slack_webhook_url,
         ),
     )
     server_waits_for.append(github_setup)
@@ -46,15 +44,8 @@ server = ServerDeployment(
     opts=pulumi.ResourceOptions(depends_on=server_waits_for),
 )
 
-if settings.slack_webhook_url is not None:
-    SlackNotification(
-        "slack",
-        webhook_url=settings.slack_webhook_url,
-        deployed_image=server.image,
-        release=settings.release,
-        public_url=settings.app.public_url,
-        opts=pulumi.ResourceOptions(depends_on=server.steps),
-    )
+# No notification here: a success message from the program would go out before the workflow's
+# smoke test. The workflows call `oncall.py notify` once, at the end of each run (ops/notify.py).
 
 pulumi.export("image", server.image)
 pulumi.export("backup_id", server.backup_id)

@@ -10,6 +10,8 @@ stack's pinned host key and deploy key.
     python oncall.py --stack production lock release
     python oncall.py --stack production backups             # archives: time, size, image, verified
     python oncall.py --stack production --stack staging dashboard --out deploys.html
+    python oncall.py --stack production notify deploy --deploy failure --release-outcome \
+        rolled-back --commit 3f2c1ab --actor octocat     # Slack + Telegram (--dry-run: print)
 
 `--json` (before the subcommand) prints JSON for scripts. While deploys are frozen, deploy.sh,
 release.sh and restore.sh refuse to run (exit 14) naming who froze them and why; an emergency
@@ -27,8 +29,9 @@ from typing import Any
 
 from components import release_ledger as ledger
 from components.release_ledger import LedgerError
-from components.server_access import ServerAccessError
-from ops import audit, backups, commands, dashboard, status
+from components.server_access import ServerAccessError, config_source
+from components.settings import ConfigError, load_notify_settings
+from ops import audit, backups, commands, dashboard, notify, status
 from ops.stack import OnCallStack, open_stack
 from rollback import actor
 
@@ -158,6 +161,51 @@ def cmd_dashboard(targets: list[OnCallStack], args: argparse.Namespace) -> int:
     return 0
 
 
+def notify_verdict(args: argparse.Namespace) -> notify.Verdict:
+    if args.workflow == "deploy":
+        return notify.deploy_verdict(
+            test=args.test, preview=args.preview, deploy=args.deploy,
+            release=args.release_outcome, release_exit_code=args.release_exit_code,
+            smoke_test=args.smoke_test, auto_rollback=args.auto_rollback,
+            commit=args.commit, actor=args.actor,
+        )  # fmt: skip
+    return notify.rollback_verdict(
+        rollback=args.rollback, smoke_test=args.smoke_test, target=args.target, actor=args.actor
+    )
+
+
+def cmd_notify(target: OnCallStack, args: argparse.Namespace) -> int:
+    """One message with the facts read from the server now, to every configured channel."""
+    try:
+        settings = load_notify_settings(config_source(target.config))
+    except ConfigError as error:
+        raise OnCallError(f"the stack's notification keys are not valid: {error}") from error
+    verdict = notify_verdict(args)
+    server = target.server
+    facts = notify.server_facts(
+        lambda: server.run(commands.status(server, target.app)),
+        lambda: server.run(commands.ledger(server)),
+        (ServerAccessError,),
+    )
+    text = notify.message(target.name, verdict, facts, args.run_url)
+    print(text, flush=True)
+    if args.summary:
+        with open(args.summary, "a", encoding="utf-8") as summary:
+            summary.write("### " + text.replace("\n", "\n\n") + "\n")
+    if args.dry_run:
+        say("--dry-run: nothing sent")
+        return 0
+    report = notify.deliver(settings, text)
+    if not report:
+        say("no channel configured (mcp:slackWebhookUrl, mcp:telegramBotToken + mcp:telegram)")
+    for line in report:
+        say(line)
+    if args.json:
+        print(json.dumps({"outcome": verdict.outcome, "ok": verdict.ok, "text": text,
+                          "channels": report}, indent=2))  # fmt: skip
+    return 1 if any(line.startswith("FAILED") for line in report) else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -178,6 +226,26 @@ def parser() -> argparse.ArgumentParser:
     back.add_argument("--no-verify", action="store_true", help="do not read the archives through")
     dash = sub.add_parser("dashboard", help="a self-contained HTML deploy dashboard")
     dash.add_argument("--out", required=True, help="the HTML file to write")
+    note = sub.add_parser(
+        "notify",
+        help="one message (what happened, what failed, what serves now, which backup) to "
+        "Slack and Telegram",
+    )
+    note.add_argument("workflow", choices=("deploy", "rollback"), help="the run to report")
+    results = notify.RESULTS
+    for option in ("--test", "--preview", "--deploy", "--smoke-test", "--auto-rollback"):
+        note.add_argument(option, choices=results, default="", help="the job's result")
+    note.add_argument("--rollback", choices=results, default="", help="the rollback job's result")
+    note.add_argument(
+        "--release-outcome", default="", help="release_outcome.py's outcome (deploy job)"
+    )
+    note.add_argument("--release-exit-code", default="", help="release.sh's exit status")
+    note.add_argument("--commit", default="", help="the commit deployed")
+    note.add_argument("--target", default="", help="what the rollback went back to")
+    note.add_argument("--actor", default="", help="who ran the workflow")
+    note.add_argument("--run-url", default="", help="the workflow run's URL")
+    note.add_argument("--summary", help="also append the message to this file (job summary)")
+    note.add_argument("--dry-run", action="store_true", help="print the message, send nothing")
     return p
 
 
@@ -200,6 +268,7 @@ def run(argv: list[str]) -> int:
             "audit": cmd_audit,
             "lock": cmd_lock,
             "backups": cmd_backups,
+            "notify": cmd_notify,
         }[args.command]
         return handler(targets[0], args)
     except (OnCallError, ServerAccessError, LedgerError, audit.AuditError) as error:

@@ -74,6 +74,8 @@ HOST_KEY_TYPES = (
     "ssh-rsa",
 )
 STRATEGIES = ("recreate", "blue-green", "canary")
+TELEGRAM_CHAT_PATTERN = re.compile(r"^(?:-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})\Z")
+TELEGRAM_TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}\Z")
 
 
 def valid_host_key(text: str) -> bool:
@@ -207,7 +209,7 @@ KEYS: tuple[Key, ...] = (
        "healthy; redirects are not followed (a 302 to a login page is unhealthy)",
        default=200, low=100, high=599),
     _k("app.publicUrl", "string", "https://api.dazno.de",
-       "public URL (output `url`, smoke test, Slack)",
+       "public URL (output `url`, smoke test, notifications)",
        check=valid_url, rule="must be an http(s) URL"),
     _k("app.lockTimeoutSeconds", "int", "120",
        "how long a deploy waits for another one's lock", default=120, low=0, high=3600),
@@ -326,9 +328,28 @@ KEYS: tuple[Key, ...] = (
        "original pipeline: also copies the deploy key, host, user and deploy dir into "
        "`HOSTINGER_*` repository secrets (turning it off deletes them)", default=False),
     _k("slackWebhookUrl", "secret", "pulumi config set --secret mcp:slackWebhookUrl "
-       "https://hooks.slack.com/services/...", "Slack message on success", optional=True),
+       "https://hooks.slack.com/services/...", "Slack incoming webhook for `oncall.py notify` "
+       "(the workflows call it once per run: success after the smoke test, every failure and "
+       "rollback)", optional=True),
+    _k("telegramBotToken", "secret", "pulumi config set --secret mcp:telegramBotToken "
+       "<token from @BotFather>", "Telegram bot token for `oncall.py notify` (with "
+       "`mcp:telegram.chatId`); sent only in the Bot API's URL path, never on a command line",
+       optional=True),
+    _k("telegram", "object", '{"chatId": "-1001234567890"}', "Telegram notifications "
+       "(`oncall.py notify`, the same message as Slack), with `mcp:telegramBotToken`",
+       optional=True),
+    _k("telegram.chatId", "string", "-1001234567890", "the chat the bot posts to (a numeric "
+       "id, negative for groups, or `@channelname`)",
+       check=TELEGRAM_CHAT_PATTERN,
+       rule="must be a numeric Telegram chat id (e.g. -1001234567890) or @channelname"),
+    _k("telegram.apiUrl", "string", "https://api.telegram.org", "the Bot API's base URL "
+       "(a self-hosted Bot API server; the tests' loopback stand-in)",
+       default="https://api.telegram.org",
+       check=valid_github_api_url,
+       rule="must be the https:// base URL of a Telegram Bot API server (http:// only on "
+       "loopback: the bot token is in every request's path)"),
     _k("release", "object", '{"author": "feustey", "message": "fix"}',
-       "shown in the Slack message (the workflow sets it)", optional=True),
+       "who and what a release is for (the workflow sets it)", optional=True),
     _k("release.author", "string", "feustey", "who deployed, recorded in the server's release "
        "ledger (`unknown`: the SSH user)", default="unknown",
        check=ACTOR_PATTERN,

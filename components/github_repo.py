@@ -1,11 +1,13 @@
 """The GitHub side: what the workflows read from the repository, and the `production` environment.
 
-Only what a workflow of this project reads is declared: the secret `SLACK_WEBHOOK_URL` (failure
-and rollback messages), the variable `PULUMI_BACKEND_URL` (self-managed state backend), and the
-protected `production` environment that the deploy and rollback jobs run in, and the
-`production-preview` environment (main only, no reviewers) of the preview before it. The deploy key
+Only what a workflow of this project reads is declared: the variable `PULUMI_BACKEND_URL`
+(self-managed state backend), the protected `production` environment that the deploy and
+rollback jobs run in, and the `production-preview` environment (main only, no reviewers) of the
+preview before it and of the notify jobs. The deploy key
 travels in the encrypted stack config, never in a repository secret: each copy of it is one more
-place to leak it from.
+place to leak it from. So do the notification secrets (`mcp:slackWebhookUrl`,
+`mcp:telegramBotToken`): `oncall.py notify` reads them from the stack, so no repository secret
+holds them (a stack that declared `SLACK_WEBHOOK_URL` before has it deleted by its next `up`).
 
 The original pipeline read `HOSTINGER_SSH_KEY`, `HOSTINGER_HOST`, `HOSTINGER_USER` and
 `HOSTINGER_DEPLOY_DIR`. They are declared only with `mcp:github.legacySecrets: true`, for the
@@ -37,15 +39,12 @@ class GitHubSetupArgs:
     github: GitHubSettings
     server: ServerSettings
     paths: PathSettings
-    slack_webhook_url: pulumi.Output[str] | None
 
 
 def actions_secret_values(args: GitHubSetupArgs) -> dict[str, pulumi.Input[str]]:
     """Repository secret name -> value: what the workflows read, plus the legacy copies when
     `mcp:github.legacySecrets` is on."""
     values: dict[str, pulumi.Input[str]] = {}
-    if args.slack_webhook_url is not None:
-        values["SLACK_WEBHOOK_URL"] = args.slack_webhook_url
     if args.github.legacy_secrets:
         legacy_values = (
             args.server.private_key,

@@ -234,6 +234,25 @@ class ReleaseInfo:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Where `oncall.py notify` posts (raw values: it runs outside the engine; the secrets
+    are never printed, see ops/notify.py)."""
+
+    slack_webhook_url: str | None
+    telegram_bot_token: str | None
+    telegram_chat_id: str | None
+    telegram_api_url: str
+
+    def __repr__(self) -> str:  # never print a secret
+        channels = [
+            name
+            for name, on in (("slack", self.slack_webhook_url), ("telegram", self.telegram_chat_id))
+            if on
+        ]
+        return f"NotifySettings(channels={channels}, telegram_api_url={self.telegram_api_url})"
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     paths: PathSettings
@@ -241,7 +260,6 @@ class Settings:
     image: ImageSettings
     github: GitHubSettings | None
     env_file_content: pulumi.Output[str] | None
-    slack_webhook_url: pulumi.Output[str] | None
     restore_backup: str | None
     release: ReleaseInfo
 
@@ -480,15 +498,7 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
     github = _read_github(reader)
 
     env_file_content = reader.secret("envFileContent")
-    slack_webhook_url = reader.secret("slackWebhookUrl")
-    if slack_webhook_url is not None:
-        raw = reader.source.get("slackWebhookUrl") or ""
-        if not raw.startswith("https://"):
-            reader.problem(
-                "slackWebhookUrl",
-                "must be an https:// Slack incoming-webhook URL (value not shown: it is secret)",
-                "https://hooks.slack.com/services/<team>/<channel>/<token>",
-            )
+    _read_notify(reader)  # validated with the rest; read by `oncall.py notify`, not the program
 
     restore_raw = reader.top("restoreBackup")
     restore_backup = reader.string(restore_raw, "restoreBackup") if restore_raw else None
@@ -511,7 +521,6 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
         image=image,
         github=github,
         env_file_content=env_file_content,
-        slack_webhook_url=slack_webhook_url,
         restore_backup=restore_backup,
         release=release,
     )
@@ -525,6 +534,54 @@ def load_server_settings(source: ConfigSource) -> tuple[ServerSettings, PathSett
     if reader.problems:
         raise ConfigError(reader.problems)
     return server, paths
+
+
+def load_notify_settings(source: ConfigSource) -> NotifySettings:
+    """Only the notification keys (`mcp:slackWebhookUrl`, `mcp:telegramBotToken`,
+    `mcp:telegram`), validated as `load_settings` does: for `oncall.py notify`."""
+    reader = _Reader(source)
+    notify = _read_notify(reader)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return notify
+
+
+def _read_notify(reader: _Reader) -> NotifySettings:
+    slack = reader.secret("slackWebhookUrl")
+    slack_raw = reader.source.get("slackWebhookUrl") or None
+    if slack is not None and not (slack_raw or "").startswith("https://"):
+        reader.problem(
+            "slackWebhookUrl",
+            "must be an https:// Slack incoming-webhook URL (value not shown: it is secret)",
+            "https://hooks.slack.com/services/<team>/<channel>/<token>",
+        )
+    token = reader.secret("telegramBotToken")
+    token_raw = reader.source.get("telegramBotToken") or None
+    if token is not None and config_keys.TELEGRAM_TOKEN_PATTERN.fullmatch(token_raw or "") is None:
+        reader.problem(
+            "telegramBotToken",
+            "is not a Telegram bot token, <digits>:<20+ letters, digits, '_' or '-'> (value not "
+            "shown: it is secret; @BotFather gives it)",
+        )
+    telegram = reader.object("telegram")
+    chat_id = reader.optional_text("telegram.chatId")
+    api_url = reader.text("telegram.apiUrl").rstrip("/")
+    if token is not None and telegram is not None and chat_id is None:
+        reader.problem("telegram.chatId", "is missing (mcp:telegramBotToken is set)")
+    elif token is not None and telegram is None:
+        reader.problem("telegram", "is missing (mcp:telegramBotToken is set): name the chat")
+    if chat_id is not None and token is None:
+        reader.problem(
+            "telegramBotToken",
+            "is missing (mcp:telegram.chatId is set): "
+            "pulumi config set --secret mcp:telegramBotToken <token from @BotFather>",
+        )
+    return NotifySettings(
+        slack_webhook_url=slack_raw,
+        telegram_bot_token=token_raw if chat_id else None,
+        telegram_chat_id=chat_id if token_raw else None,
+        telegram_api_url=api_url,
+    )
 
 
 def load_app_settings(source: ConfigSource) -> AppSettings:

@@ -247,6 +247,7 @@ SECRET_KEYS = {
     "registryPushPassword",
     "envFileContent",
     "slackWebhookUrl",
+    "telegramBotToken",
 }
 
 

@@ -50,15 +50,13 @@ def production(run_program: Run, test_keys: TestKeys) -> ProgramRun:
 def test_only_what_the_workflows_read_is_declared(production: ProgramRun) -> None:
     secrets = secrets_of(production)
     variables = variables_of(production)
-    assert set(secrets) == {"SLACK_WEBHOOK_URL"}
+    # No SLACK_WEBHOOK_URL: `oncall.py notify` reads the webhook from the stack itself.
+    assert set(secrets) == set()
     assert set(variables) == {"PULUMI_BACKEND_URL"}
     assert set(secrets) <= read_by_workflows("secrets")
     assert set(variables) <= read_by_workflows("vars")
     assert variables["PULUMI_BACKEND_URL"].inputs["value"] == "s3://mcp-state/production"
-    slack = secrets["SLACK_WEBHOOK_URL"]
-    assert slack.inputs["repository"] == "mcp"
-    assert "value" in slack.secret_paths()
-    assert slack.inputs["value"].endswith("/slack-secret-value")
+    assert variables["PULUMI_BACKEND_URL"].inputs["repository"] == "mcp"
 
 
 def test_the_deploy_key_is_copied_nowhere_by_default(
@@ -79,7 +77,7 @@ def test_no_workflow_reads_the_legacy_secrets() -> None:
 def test_legacy_secrets_are_an_explicit_opt_in(run_program: Run, test_keys: TestKeys) -> None:
     run = run_program(github_config(test_keys, legacySecrets=True))
     secrets = secrets_of(run)
-    assert set(secrets) == {*LEGACY_SECRET_NAMES, "SLACK_WEBHOOK_URL"}
+    assert set(secrets) == set(LEGACY_SECRET_NAMES)
     for name, secret in secrets.items():
         assert "value" in secret.secret_paths(), name
     assert secrets["HOSTINGER_HOST"].inputs["value"] == "147.79.101.32"
@@ -108,7 +106,7 @@ def test_backend_url_variable_refuses_credentials_and_junk(
         run_program(github_config(test_keys, pulumiBackendUrl=url))
 
 
-def test_slack_secret_is_absent_when_no_webhook(run_program: Run, test_keys: TestKeys) -> None:
+def test_no_secret_or_variable_without_a_backend_url(run_program: Run, test_keys: TestKeys) -> None:
     config = base_config(test_keys)
     config.pop("slackWebhookUrl")
     run = run_program(config)

@@ -78,7 +78,6 @@ def test_defaults_apply_when_optional_keys_are_absent(test_keys: TestKeys) -> No
     config["paths"] = {"deployDir": "/opt/mcp", "backupDir": "/opt/mcp-backups"}
     settings = load(config)
     assert settings.github is None
-    assert settings.slack_webhook_url is None
     assert settings.env_file_content is None
     assert settings.paths.keep_backups == 10
     assert settings.app.env_file_name == ".env.production"

@@ -141,6 +141,8 @@ def test_every_known_key_and_field_loads(test_keys: TestKeys) -> None:
         legacySecrets=False,
     )
     config["release"] = {"author": "feustey", "message": "fix", "overrideFreeze": False}
+    config["telegramBotToken"] = "123456:" + "A" * 35
+    config["telegram"] = {"chatId": "-1001234567890", "apiUrl": "https://api.telegram.org"}
     set_names = set(config) | {
         f"{obj}.{field}" for obj, v in config.items() if isinstance(v, dict) for field in v
     }

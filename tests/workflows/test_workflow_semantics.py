@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
@@ -34,7 +32,6 @@ ALLOWED_SECRETS = {
     "PULUMI_BACKEND_URL",
     "PULUMI_CONFIG_PASSPHRASE",
     "PULUMI_GITHUB_TOKEN",
-    "SLACK_WEBHOOK_URL",
     "CODECOV_TOKEN",
 }
 
@@ -113,11 +110,11 @@ def test_job_permissions_are_minimal(wf: dict[str, Any]) -> None:
         (DEPLOY, "deploy"): {"contents": "read", "packages": "write"},
         (DEPLOY, "smoke-test"): {},
         (DEPLOY, "auto-rollback"): {"contents": "read"},
-        (DEPLOY, "notify"): {},
+        (DEPLOY, "notify"): {"contents": "read"},
         (TESTS, "preview"): {"contents": "read", "pull-requests": "write"},
         (ROLLBACK, "rollback"): {"contents": "read"},
         (ROLLBACK, "smoke-test"): {},
-        (ROLLBACK, "notify"): {},
+        (ROLLBACK, "notify"): {"contents": "read"},
     }
     for name, workflow in wf.items():
         for job_id, job in workflow["jobs"].items():
@@ -354,7 +351,7 @@ def test_rollback_runs_rollback_py_then_smoke_test(wf: dict[str, Any]) -> None:
     assert jobs["smoke-test"]["needs"] in ("rollback", ["rollback"])
     smoke = " ".join(s for j, s in run_blocks(wf[ROLLBACK]) if j == "smoke-test")
     assert "/api/v1/health" in smoke and "--retry" in smoke
-    assert "SLACK_WEBHOOK_URL" in str(jobs["notify"])
+    assert 'oncall.py --stack "$PULUMI_STACK" notify rollback' in str(jobs["notify"])
 
 
 # --- secrets and injection ---------------------------------------------------------------------
@@ -401,14 +398,23 @@ def test_secrets_not_used_in_if(wf: dict[str, Any]) -> None:
                 assert "secrets." not in str(cond), f"{name}:{job_id}: secrets in if:"
 
 
-def test_slack_steps_guarded_by_non_empty_webhook(wf: dict[str, Any]) -> None:
-    for name in (DEPLOY, ROLLBACK):
-        job = wf[name]["jobs"]["notify"]
-        assert job["env"]["SLACK_WEBHOOK_URL"] == "${{ secrets.SLACK_WEBHOOK_URL }}"
-        slack = [s for s in steps(job) if "SLACK_WEBHOOK_URL" in s.get("run", "")]
-        assert slack, name
-        for step in slack:
-            assert "env.SLACK_WEBHOOK_URL != ''" in step["if"], name
+def test_each_run_notifies_once_at_its_end_through_oncall_notify(wf: dict[str, Any]) -> None:
+    """One notify job per workflow, after every other job, whatever their results (success is
+    told only after the smoke test), calling the one notifier (ops/notify.py) with every job's
+    result; the webhook and the bot token are the stack's secrets, never the workflow's."""
+    for name, command in ((DEPLOY, "notify deploy"), (ROLLBACK, "notify rollback")):
+        jobs = wf[name]["jobs"]
+        notify = jobs["notify"]
+        assert notify["if"] == "${{ always() }}", name
+        assert set(notify["needs"]) == set(jobs) - {"notify"}, name
+        (step,) = [s for s in steps(notify) if "oncall.py" in s.get("run", "")]
+        assert f'python oncall.py --stack "$PULUMI_STACK" {command}' in step["run"]
+        for job_id in set(jobs) - {"notify"}:
+            assert f"needs.{job_id}.result" in str(step["env"]), (name, job_id)
+        assert "secrets." not in str(step.get("env", {})), name
+        assert not re.search(r"SLACK|TELEGRAM", str(notify["env"]) + str(step)), name
+    # The program itself posts nothing (it would before the smoke test).
+    assert "Notification" not in (ROOT / "__main__.py").read_text()
 
 
 def test_deploy_notification_reads_the_releases_outcome_not_the_log(wf: dict[str, Any]) -> None:
@@ -428,12 +434,13 @@ def test_deploy_notification_reads_the_releases_outcome_not_the_log(wf: dict[str
     assert steps(deploy).index(up) + 1 == steps(deploy).index(outcome)
     assert deploy["outputs"]["release"] == "${{ steps.release.outputs.outcome }}"
     notify = wf[DEPLOY]["jobs"]["notify"]
-    assert notify["env"]["RELEASE_OUTCOME"] == "${{ needs.deploy.outputs.release }}"
-    assert notify["permissions"] == {}  # no `actions: read`: no job log is read
+    step = step_named(notify, "Notify (Slack, Telegram)")
+    assert step["env"]["RELEASE_OUTCOME"] == "${{ needs.deploy.outputs.release }}"
+    assert step["env"]["RELEASE_EXIT_CODE"] == "${{ needs.deploy.outputs.release-exit-code }}"
+    assert '--release-outcome "$RELEASE_OUTCOME"' in step["run"]
+    assert notify["permissions"] == {"contents": "read"}  # no `actions: read`: no job log
     scripts = "\n".join(s for j, s in run_blocks(wf[DEPLOY]) if j == "notify")
     assert "gh api" not in scripts and "grep" not in scripts and "/logs" not in scripts
-    assert "rolled-back)" in scripts and "rollback-failed)" in scripts
-    assert "contains(needs.*.result, 'failure')" in notify["if"]
 
 
 # --- rollback input validation (the real script, run with bash) --------------------------------
@@ -582,7 +589,8 @@ def test_a_failed_smoke_test_rolls_back_to_the_last_good_version(
         *("--reason", f"smoke test failed for {sha}"),
     ]
     assert "auto-rollback" in jobs["notify"]["needs"]
-    assert jobs["notify"]["env"]["AUTO_ROLLBACK_RESULT"] == "${{ needs.auto-rollback.result }}"
+    notify = step_named(jobs["notify"], "Notify (Slack, Telegram)")
+    assert notify["env"]["AUTO_ROLLBACK_RESULT"] == "${{ needs.auto-rollback.result }}"
 
 
 def test_the_workflows_give_rollback_py_only_options_it_has(wf: dict[str, Any]) -> None:
@@ -615,16 +623,18 @@ def test_the_workflows_give_rollback_py_only_options_it_has(wf: dict[str, Any]) 
     ],
 )
 def test_smoke_test_failure_message_says_whether_the_rollback_worked(
-    wf: dict[str, Any], rollback: str, says: str
+    wf: dict[str, Any], tmp_path: Path, rollback: str, says: str
 ) -> None:
-    text = _slack_text(
-        step_named(wf[DEPLOY]["jobs"]["notify"], "Post to Slack")["run"],
+    text = _notify_headline(
+        tmp_path,
+        step_named(wf[DEPLOY]["jobs"]["notify"], "Notify (Slack, Telegram)")["run"],
         {
             "PATH": "/usr/bin:/bin",
             "ACTOR": "octocat",
             "COMMIT": "3f2c1ab" + "0" * 33,
             "RUN_URL": "https://github.com/o/r/actions/runs/1",
             "TEST_RESULT": "success",
+            "PREVIEW_RESULT": "success",
             "DEPLOY_RESULT": "success",
             "SMOKE_RESULT": "failure",
             "AUTO_ROLLBACK_RESULT": rollback,
@@ -704,8 +714,9 @@ def test_every_pulumi_action_installs_the_pinned_cli() -> None:
     assert EXACT_VERSION.match(version), version
     found = _steps_using("pulumi/actions")
     assert {name for name, _, _ in found} == {DEPLOY, TESTS, ROLLBACK}
-    # deploy-production: the preview job's two, deploy, auto-rollback; rollback; tests: two
-    assert len(found) == 7, found
+    # deploy-production: the preview job's two, deploy, auto-rollback, notify; rollback: the
+    # rollback and notify jobs; tests: two
+    assert len(found) == 9, found
     for name, job_id, step in found:
         assert step.get("with", {}).get("pulumi-version") == version, (name, job_id, step)
 
@@ -737,8 +748,9 @@ def test_pip_is_pinned_in_one_place() -> None:
             pin = lines.index('.venv/bin/python -m pip install "pip==${PIP_VERSION}"')
             assert lines.index("source tools/toolchain-versions.sh") < pin, (path.name, job_id)
             assert pin < next(i for i, line in enumerate(lines) if "-r requirements" in line)
-    # deploy: test, preview, deploy, auto-rollback; tests: lint, test, preview; rollback
-    assert venvs == 8
+    # deploy: test, preview, deploy, auto-rollback, notify; tests: lint, test, preview;
+    # rollback: rollback, notify
+    assert venvs == 10
     sourced = subprocess.run(
         ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
         cwd=ROOT,
@@ -788,9 +800,12 @@ def test_only_production_jobs_read_the_deploy_secrets(wf: dict[str, Any]) -> Non
                 if f"secrets.{name}" in text or f"vars.{name}" in text
             ]
             if reads:
+                # The preview, and the notify jobs (they read the stack's notification
+                # secrets and the server; an approval for a message would be absurd).
                 expected = (
                     "production-preview"
-                    if (name, job_id) == (DEPLOY, "preview")
+                    if (name, job_id)
+                    in ((DEPLOY, "preview"), (DEPLOY, "notify"), (ROLLBACK, "notify"))
                     else ("production")
                 )
                 assert job.get("environment", {}).get("name") == expected, (name, job_id)
@@ -919,96 +934,55 @@ def test_commit_message_starting_with_a_dash_stays_a_value(
         assert "--secret" not in argv[: argv.index("--")]
 
 
-class _Webhook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, str, bytes]]] = []
+def _notify_argv(tmp_path: Path, run: str, env: dict[str, str]) -> list[str]:
+    """The argv the notify step gives `python` (bash expands the step's env as the runner)."""
+    bin_dir = tmp_path / "notify-bin"
+    bin_dir.mkdir(exist_ok=True)
+    argv_file = tmp_path / "notify-argv.json"
+    fake = bin_dir / "python"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(argv_file)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    fake.chmod(0o755)
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", run],
+        env={**env, "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
+             "PULUMI_STACK": "production", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")},
+        check=True, timeout=60,
+    )  # fmt: skip
+    return list(json.loads(argv_file.read_text()))
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.path, self.headers["Content-Type"], body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
 
-    def log_message(self, *args: Any) -> None:
-        pass
+def _notify_headline(tmp_path: Path, run: str, env: dict[str, str]) -> str:
+    """The headline the notifier decides from the arguments the workflow's step passes."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import oncall
+    finally:
+        sys.path.remove(str(ROOT))
+    argv = _notify_argv(tmp_path, run, env)
+    assert argv[0] == "oncall.py"
+    args = oncall.parser().parse_args(argv[1:])
+    assert args.stack == ["production"] and args.command == "notify"
+    return oncall.notify_verdict(args).headline
 
 
 @pytest.mark.parametrize(("name", "job_id"), [(DEPLOY, "notify"), (ROLLBACK, "notify")])
-def test_slack_webhook_goes_to_curl_on_stdin_never_on_its_command_line(
+def test_the_notify_step_passes_results_only_never_a_secret(
     wf: dict[str, Any], tmp_path: Path, name: str, job_id: str
 ) -> None:
-    """Runs the workflow's own Slack step with the real curl against a local webhook."""
-    step = step_named(wf[name]["jobs"][job_id], "Post to Slack")
-    assert "$SLACK_WEBHOOK_URL" not in step["run"]
-    argv_log = tmp_path / "argv"
-    for tool in ("curl", "jq"):
-        real = shutil.which(tool)
-        assert real, f"{tool} is needed (as on the runner)"
-        bin_dir = _fake_bin(
-            tmp_path, tool, f'#!/bin/bash\nprintf "%s\\n" "$@" >> {argv_log}\nexec {real} "$@"\n'
-        )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    _Webhook.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    secret_path = "/services/T000/B000/webhook-secret-token"
-    try:
-        env = {
-            "PATH": f"{bin_dir}:/usr/bin:/bin",
-            "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}{secret_path}",
-            "ACTOR": "octocat",
-            "COMMIT": "3f2c1ab" + "0" * 33,
-            "RUN_URL": "https://github.com/o/r/actions/runs/1",
-            "DEPLOY_RESULT": "failure",
-            "TEST_RESULT": "success",
-            "SMOKE_RESULT": "skipped",
-            "RELEASE_OUTCOME": "not-released",
-            "RELEASE_EXIT_CODE": "",
-            "AUTO_ROLLBACK_RESULT": "skipped",
-            "ROLLBACK_RESULT": "success",
-            "TARGET": "latest",
-            "IMAGE": 'ghcr.io/o/r:"quoted"\\back',
-        }
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", step["run"]],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        server.shutdown()
-    assert result.returncode == 0, result.stdout + result.stderr
-    ((path, content_type, body),) = _Webhook.received
-    assert path == secret_path
-    assert content_type == "application/json"
-    text = json.loads(body)["text"]
-    assert "octocat" in text and "https://github.com/o/r/actions/runs/1" in text
-    assert "webhook-secret-token" not in argv_log.read_text()
-    assert "--config" in argv_log.read_text().split()
-
-
-def _slack_text(run: str, env: dict[str, str]) -> str:
-    """The text the step `run` posts to a local webhook (the real jq and curl)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    _Webhook.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", run],
-            env={**env, "SLACK_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/hook"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        server.shutdown()
-    assert result.returncode == 0, result.stdout + result.stderr
-    ((_, _, body),) = _Webhook.received
-    return str(json.loads(body)["text"])
+    """The step's command line holds job results, the commit, actor and run URL: the webhook
+    and the bot token are read by the notifier from the stack (Pulumi secrets)."""
+    step = step_named(wf[name]["jobs"][job_id], "Notify (Slack, Telegram)")
+    env = {key: f"value-of-{key}" for key in step["env"]}
+    env.update({k: "success" for k in step["env"] if k.endswith("_RESULT")})
+    env["RUN_URL"] = "https://github.com/o/r/actions/runs/1"
+    argv = _notify_argv(tmp_path, step["run"], {"PATH": "/usr/bin:/bin", **env})
+    assert "--summary" in argv and "--dry-run" not in argv
+    assert not any("hooks." in word or "/bot" in word for word in argv), argv
+    headline = _notify_headline(tmp_path, step["run"], {"PATH": "/usr/bin:/bin", **env})
+    assert "value-of-ACTOR" in headline
 
 
 @pytest.mark.parametrize(
@@ -1054,14 +1028,16 @@ def test_deploy_failure_message_follows_the_release_events(
     outputs = dict(line.split("=", 1) for line in github_output.read_text().splitlines())
     job_outputs = wf[DEPLOY]["jobs"]["deploy"]["outputs"]
     assert job_outputs["release-exit-code"] == "${{ steps.release.outputs.exit-code }}"
-    text = _slack_text(
-        step_named(wf[DEPLOY]["jobs"]["notify"], "Post to Slack")["run"],
+    text = _notify_headline(
+        tmp_path,
+        step_named(wf[DEPLOY]["jobs"]["notify"], "Notify (Slack, Telegram)")["run"],
         {
             "PATH": "/usr/bin:/bin",
             "ACTOR": "octocat",
             "COMMIT": "3f2c1ab" + "0" * 33,
             "RUN_URL": "https://github.com/o/r/actions/runs/1",
             "TEST_RESULT": "success",
+            "PREVIEW_RESULT": "success",
             "DEPLOY_RESULT": "failure",
             "SMOKE_RESULT": "skipped",
             "RELEASE_OUTCOME": outputs["outcome"],
