@@ -95,7 +95,16 @@ fi
 .venv/bin/python -m local.stack configure --stack local --tag "$tag" "${strategy_args[@]}"
 
 say "5/5 pulumi up --stack local${strategy:+ (strategy $strategy)}"
-pulumi up --stack local --yes --non-interactive
+if [[ $strategy == canary ]]; then
+  # Real traffic for the gate to judge: a prober on the app's version route during the release,
+  # then each step's share of it answered by $tag (local/canary.py).
+  version_url="$(sed -n 's/^ *publicUrl: *//p' local/stack-template.yaml)/api/v1/version"
+  say "a prober sends 20 requests/s to $version_url during the canary"
+  .venv/bin/python -m local.canary --url "$version_url" --version "$app_version" \
+    -- pulumi up --stack local --yes --non-interactive
+else
+  pulumi up --stack local --yes --non-interactive
+fi
 pulumi stack output --stack local
 
 url=$(pulumi stack output --stack local url)
