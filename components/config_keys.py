@@ -74,6 +74,14 @@ HOST_KEY_TYPES = (
     "ssh-rsa",
 )
 STRATEGIES = ("recreate", "blue-green", "canary")
+# The proxy blue-green and canary run by default: the official Caddy image, pinned by the digest
+# of its multi-platform index (docker.io/library/caddy:2.11.4-alpine). This machine cannot reach
+# Docker Hub: the digest is the one public deployments pin for that tag, not pulled here; a
+# server that cannot pull it refuses the release before touching anything (remote/lib/proxy.sh).
+STOCK_PROXY_IMAGE = (
+    "docker.io/library/caddy:2.11.4-alpine"
+    "@sha256:5f5c8640aae01df9654968d946d8f1a56c497f1dd5c5cda4cf95ab7c14d58648"
+)
 TELEGRAM_CHAT_PATTERN = re.compile(r"^(?:-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})\Z")
 TELEGRAM_TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}\Z")
 
@@ -233,11 +241,14 @@ KEYS: tuple[Key, ...] = (
        check=STRATEGIES.__contains__,
        rule=f"must be one of {', '.join(STRATEGIES)}"),
     _k("proxy", "object", '{"image": "ghcr.io/feustey/mcp-proxy:caddy-2.11.9"}',
-       "blue-green and canary only, required: the proxy", optional=True),
+       "blue-green and canary only: the proxy (all optional)", optional=True),
     _k("proxy.image", "string", "ghcr.io/feustey/mcp-proxy:caddy-2.11.9",
-       "the proxy image, built by `proxy/build.sh IMAGE --push`",
-       check=PROXY_IMAGE_PATTERN,
-       rule="must be an image reference with a tag or digest (build it with proxy/build.sh)"),
+       "the proxy image: by default the official Caddy image pinned by digest (the server pulls "
+       "it); where the server cannot pull it, one built from source by `proxy/build.sh IMAGE "
+       "--push` (its launcher keeps the socket across a canary step's reload)",
+       default=STOCK_PROXY_IMAGE, check=PROXY_IMAGE_PATTERN,
+       rule="must be an image reference with a tag or digest (the default, or one built with "
+       "proxy/build.sh)"),
     _k("proxy.listen", "string", "127.0.0.1:8000", "where the proxy listens (default "
        "`127.0.0.1:` + the port of `app.healthUrl`)", optional=True,
        check=valid_listen, rule="must be [ADDRESS]:PORT where the proxy listens "

@@ -656,7 +656,7 @@ def _read_app(reader: _Reader) -> AppSettings:
     lock_timeout = reader.integer("app.lockTimeoutSeconds")
     compose_project = reader.optional_text("app.composeProject")
     strategy = reader.text("app.strategy")
-    proxy = _read_proxy(reader, required=strategy in PROXY_STRATEGIES)
+    proxy = _read_proxy(reader, needed=strategy in PROXY_STRATEGIES)
     canary = _read_canary(reader) if strategy == "canary" else None
     if strategy in PROXY_STRATEGIES and compose_source and Path(compose_source).is_file():
         # Both colours run from it: checked here, before anything touches the server.
@@ -694,9 +694,9 @@ def _read_app(reader: _Reader) -> AppSettings:
     )
 
 
-def _read_proxy(reader: _Reader, *, required: bool) -> ProxySettings | None:
-    why = "needed by app.strategy blue-green and canary"
-    if reader.object("proxy", required=required, why=why) is None:
+def _read_proxy(reader: _Reader, *, needed: bool) -> ProxySettings | None:
+    """`mcp:proxy` for blue-green and canary; every field has a default (the stock image)."""
+    if reader.object("proxy", required=False) is None and not needed:
         return None
     image = reader.text("proxy.image")
     listen = reader.optional_text("proxy.listen")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from components import remote_commands
+from components.config_keys import STOCK_PROXY_IMAGE
 from components.plan import deploy_plan
 from components.settings import ProxySettings
 from tests.unit.conftest import ProgramRun, TestKeys, base_config
@@ -58,15 +59,27 @@ def test_unknown_strategy_names_the_key_and_shows_an_example(test_keys: TestKeys
     assert "'rolling'" in problem and problem.endswith("Example: blue-green")
 
 
-def test_blue_green_needs_the_proxy_image(test_keys: TestKeys) -> None:
+@pytest.mark.parametrize("strategy", ["blue-green", "canary"])
+def test_blue_green_and_canary_get_the_stock_proxy_pinned_by_digest(
+    test_keys: TestKeys, strategy: str
+) -> None:
+    """Zero downtime needs no proxy key: the official Caddy image, pinned by digest, is the
+    default, and it reaches the scripts' command line as it is."""
     config = base_config(test_keys)
-    config["app"] = {**config["app"], "strategy": "blue-green"}
-    (problem,) = problems_for(config)
-    assert problem.startswith("mcp:proxy: is missing")
-    assert "Example: " in problem and "image" in problem
+    config["app"] = {**config["app"], "strategy": strategy}
+    settings = load(config)
+    assert settings.app.proxy is not None
+    assert settings.app.proxy.image == STOCK_PROXY_IMAGE
+    assert "@sha256:" in STOCK_PROXY_IMAGE and STOCK_PROXY_IMAGE.startswith(
+        "docker.io/library/caddy:"
+    )
+    release = deploy_plan(settings).step("release")
+    assert f"--proxy-image {STOCK_PROXY_IMAGE}" in release.command({"image": "reg/app:v1"})
     config["proxy"] = {"listen": "127.0.0.1:8000"}
-    (problem,) = problems_for(config)
-    assert problem.startswith("mcp:proxy.image: is missing")
+    assert load(config).app.proxy.image == STOCK_PROXY_IMAGE  # type: ignore[union-attr]
+    config["app"] = {**config["app"], "strategy": "recreate"}
+    del config["proxy"]
+    assert load(config).app.proxy is None
 
 
 @pytest.mark.parametrize(
