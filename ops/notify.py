@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import time
 import urllib.error
@@ -70,7 +71,8 @@ class ServerFacts:
 
 
 def _short(commit: str) -> str:
-    return commit[:7] if len(commit) >= 7 else commit or "?"
+    """A commit SHA as people quote it (7 characters); any other tag whole."""
+    return commit[:7] if re.fullmatch(r"[0-9a-f]{40}", commit) else commit or "?"
 
 
 def deploy_verdict(

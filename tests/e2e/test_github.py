@@ -3,9 +3,11 @@ GitHub's REST API on loopback (`tests/e2e/github_standin.py`, the provider's `ba
 `mcp:github.apiUrl`).
 
 The double decrypts what the provider sealed to its public key, so a test compares the secret
-values GitHub would store with the stack's. The Slack webhook (`mcp:slackWebhookUrl`, the
-repository secret `SLACK_WEBHOOK_URL`) points at an HTTPS sink on loopback as well
-(`tests/e2e/webhook_sink.py`), which receives the program's success message.
+values GitHub would store with the stack's (here the legacy `HOSTINGER_*` copies, the only
+repository secrets the program can declare). The stack's Slack webhook (`mcp:slackWebhookUrl`)
+points at an HTTPS sink on loopback (`tests/e2e/webhook_sink.py`, a stand-in for Slack): the
+program neither copies it into a repository secret nor posts to it (`oncall.py notify` does,
+after the workflow's smoke test: tests/e2e/test_notify.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -97,8 +98,8 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
     # Preview: the plan, and nothing written on GitHub (the provider only looks the owner up).
     preview = e2e.stack.preview()
     planned = changed_resources(preview.stdout)
+    assert "github-secret" not in planned, preview.stdout
     for resource in (
-        "github-secret-slack-webhook-url",
         "github-variable-pulumi-backend-url",
         "github-environment",
         "github-environment-main-only",
@@ -109,11 +110,9 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
     assert github_api.writes() == []
     assert not (e2e.target.deploy_dir / ".deploy").exists()
 
-    # Up: exactly what the program declares, with the secret sealed to the repository's key.
+    # Up: exactly what the program declares; the webhook stays in the stack (no secret).
     e2e.up()
-    assert sorted(github_api.secrets) == ["SLACK_WEBHOOK_URL"]
-    assert github_api.decrypt("SLACK_WEBHOOK_URL") == url
-    assert url not in github_api.secrets["SLACK_WEBHOOK_URL"].encrypted_value
+    assert github_api.secrets == {}
     assert {name: v["value"] for name, v in github_api.variables.items()} == {
         "PULUMI_BACKEND_URL": BACKEND_URL
     }
@@ -127,32 +126,41 @@ def test_declares_exactly_the_secrets_and_environment_then_changes_only_what_cha
     assert production.reviewers == [{"type": "User", "id": REVIEWER_ID}]
     assert production.can_admins_bypass is False
     assert github_api.unhandled == []
-    assert len(slack.posts) == 1 and "Deployment to Hostinger: success" in slack.posts[0].body
+    assert slack.posts == []  # the program posts nothing (it would before the smoke test)
     history = e2e.history_log()
 
-    # A second up: nothing written on GitHub, nothing run on the server, no new message.
+    # A second up: nothing written on GitHub, nothing run on the server, no message.
     writes_before = len(github_api.writes())
     proc = e2e.up()
     assert changes_besides_script_copies(proc.stdout) == [], proc.stdout
     assert len(github_api.writes()) == writes_before
     assert e2e.history_log() == history
-    assert len(slack.posts) == 1
+    assert slack.posts == []
 
-    # A rotated webhook: exactly that secret is written again, with the new value.
-    rotated = webhook(slack)
-    e2e.secret_values.append(rotated)
-    e2e.stack.set_config("mcp:slackWebhookUrl", rotated, secret=True)
+    # The legacy copies, opted in: exactly those four secrets, sealed to the repository's key;
+    # then opted out: exactly those deleted. GitHub only: nothing runs on the server.
+    e2e.stack.set_config("mcp:github.legacySecrets", "true")
     proc = e2e.up()
-    assert "~ github-secret-slack-webhook-url" in changed_resources(proc.stdout), proc.stdout
     new_writes = github_api.writes()[writes_before:]
-    secret_path = f"/api/v3/repos/{OWNER}/{REPOSITORY}/actions/secrets/SLACK_WEBHOOK_URL"
-    assert [(w.method, w.path) for w in new_writes] == [("PUT", secret_path)], new_writes
-    assert github_api.decrypt("SLACK_WEBHOOK_URL") == rotated
-    assert sorted(github_api.secrets) == ["SLACK_WEBHOOK_URL"]
-    assert e2e.history_log() == history, "rotating a GitHub secret ran a step on the server"
-    # The notification's input (the webhook) changed, so the last message goes to the new one.
-    assert [post.path for post in slack.posts] == [urlsplit(url).path, urlsplit(rotated).path]
-    assert github_api.unhandled == []
+    names = ["HOSTINGER_DEPLOY_DIR", "HOSTINGER_HOST", "HOSTINGER_SSH_KEY", "HOSTINGER_USER"]
+    secret_path = f"/api/v3/repos/{OWNER}/{REPOSITORY}/actions/secrets/"
+    assert sorted((w.method, w.path) for w in new_writes) == [
+        ("PUT", secret_path + name) for name in names
+    ], new_writes
+    assert github_api.decrypt("HOSTINGER_DEPLOY_DIR") == str(e2e.target.deploy_dir)
+    key = e2e.server.private_key_path.read_text()
+    assert github_api.decrypt("HOSTINGER_SSH_KEY").strip() == key.strip()
+    assert key.splitlines()[1] not in github_api.secrets["HOSTINGER_SSH_KEY"].encrypted_value
+    e2e.stack.set_config("mcp:github.legacySecrets", "false")
+    writes_before = len(github_api.writes())
+    e2e.up()
+    deleted = github_api.writes()[writes_before:]
+    assert sorted((w.method, w.path) for w in deleted) == [
+        ("DELETE", secret_path + name) for name in names
+    ], deleted
+    assert github_api.secrets == {}
+    assert e2e.history_log() == history, "a GitHub secret change ran a step on the server"
+    assert slack.posts == [] and url and github_api.unhandled == []
 
     assert_no_plain_secret(e2e)
 
