@@ -29,6 +29,12 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python_bin" -m venv .venv
 fi
 say "installing pinned Python dependencies into .venv"
+# pip itself at the version CI pins (PIP_VERSION): the Pulumi language host runs
+# `python -m pip --version` and `python -m pip list` before every program run, and pip 26.3
+# answers both in about half the time of the pip a fresh venv starts with (issue 21).
+# shellcheck source=tools/toolchain-versions.sh
+source tools/toolchain-versions.sh
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==${PIP_VERSION}"
 # playwright drives Debian's chromium (local/server.sh install): never download a browser.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
