@@ -332,3 +332,20 @@ def test_ledger_entries_parse_as_the_notifier_reads_them() -> None:
     facts = facts_after_an_automatic_rollback()
     assert isinstance(facts.serving_entry, ledger.Entry)
     assert facts.serving_entry.via == "auto-rollback"
+
+
+def test_the_pull_request_preview_gives_the_notification_secrets_valid_placeholders() -> None:
+    """tests.yml's throwaway preview stack gets a placeholder for each production secret; the
+    settings validate the notification secrets' shape, so the placeholders must pass."""
+    text = (ROOT / ".github" / "workflows" / "tests.yml").read_text()
+    placeholders = dict(re.findall(r'(mcp:\w+)\) value="([^"$]*)"', text))
+    source = MappingConfigSource(
+        {
+            "slackWebhookUrl": placeholders["mcp:slackWebhookUrl"],
+            "telegramBotToken": placeholders["mcp:telegramBotToken"],
+            "telegram": {"chatId": "-1001234567890"},
+        },
+        secret_keys=("slackWebhookUrl", "telegramBotToken"),
+    )
+    settings = load_notify_settings(source)
+    assert settings.telegram_bot_token == placeholders["mcp:telegramBotToken"]
