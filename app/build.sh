@@ -4,7 +4,7 @@
 #   app/build.sh VERSION MODE IMAGE_REF [--push]
 #
 # VERSION   reported by GET /api/v1/health, e.g. v1
-# MODE      ok | crash | error500 | slow | writer | flaky500 | gated
+# MODE      ok | crash | error500 | slow | writer | flaky500 | gated | laggy
 # IMAGE_REF tag to give the image, e.g. 127.0.0.1:5000/mcp/app:v1
 # --push    push IMAGE_REF afterwards (log in to the registry first)
 #
@@ -34,7 +34,7 @@ usage: $(basename "$0") VERSION MODE IMAGE_REF [--push]
 
 Build the sample app (Go, static, FROM scratch) as IMAGE_REF.
   VERSION    version reported by /api/v1/health (e.g. v1)
-  MODE       ok | crash | error500 | slow | writer | flaky500 | gated
+  MODE       ok | crash | error500 | slow | writer | flaky500 | gated | laggy
   IMAGE_REF  image reference (e.g. 127.0.0.1:5000/mcp/app:v1)
   --push     docker push IMAGE_REF after the build
   --source-hash  print the sha256 of the sources (image label mcp.sample.source-sha256)
@@ -107,8 +107,8 @@ fi
 [[ "$VERSION" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] \
     || die "invalid VERSION '$VERSION': use letters, digits, '.', '_' or '-' (e.g. v1)"
 case "$MODE" in
-    ok | crash | error500 | slow | writer | flaky500 | gated) ;;
-    *) die "invalid MODE '$MODE': use one of ok, crash, error500, slow, writer, flaky500, gated" ;;
+    ok | crash | error500 | slow | writer | flaky500 | gated | laggy) ;;
+    *) die "invalid MODE '$MODE': use one of ok, crash, error500, slow, writer, flaky500, gated, laggy" ;;
 esac
 [[ "$IMAGE_REF" =~ ^[a-z0-9][A-Za-z0-9._:/@-]*$ ]] \
     || die "invalid IMAGE_REF '$IMAGE_REF' (e.g. 127.0.0.1:5000/mcp/app:v1)"

@@ -11,6 +11,9 @@
 //	flaky500  healthy (/api/v1/health always 200), but every other request to
 //	          /api/v1/version answers 500: a release that passes its health check and
 //	          then fails a share of real traffic (what a canary's gate must catch)
+//	laggy     healthy, but every request to /api/v1/version takes 800 ms: a release that
+//	          passes its health check and then answers real traffic too slowly (what a
+//	          canary's latency gate must catch)
 //	writer    healthy, and appends to <data>/stream.log without pause (a busy app: its data
 //	          changes while a backup reads it); GET /api/v1/dump copies it, under the
 //	          writer's lock, to <data>/dump.txt (a consistent dump, like a database's)
@@ -38,6 +41,7 @@ import (
 
 const (
 	slowWarmup     = 600 * time.Second
+	laggyDelay     = 800 * time.Millisecond
 	streamLineSize = 4096     // bytes per stream.log line, newline included
 	streamMaxBytes = 32 << 20 // stream.log starts over beyond this
 )
@@ -136,12 +140,12 @@ func main() {
 
 	log.Printf("mcp-sample-app version=%s mode=%s listening on %s", version, mode, addr)
 	switch mode {
-	case "ok", "error500", "slow", "writer", "flaky500", "gated":
+	case "ok", "error500", "slow", "writer", "flaky500", "gated", "laggy":
 	case "crash":
 		log.Printf("APP_MODE=crash: exiting with status 1")
 		os.Exit(1)
 	default:
-		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow, writer, flaky500 or gated)", mode)
+		log.Printf("unknown APP_MODE %q (expected ok, crash, error500, slow, writer, flaky500, gated or laggy)", mode)
 		os.Exit(2)
 	}
 
@@ -172,6 +176,9 @@ func main() {
 	})
 	var served atomic.Uint64
 	mux.HandleFunc("/api/v1/version", func(w http.ResponseWriter, r *http.Request) {
+		if mode == "laggy" {
+			time.Sleep(laggyDelay)
+		}
 		if mode == "flaky500" && served.Add(1)%2 == 0 {
 			writeJSON(w, http.StatusInternalServerError,
 				map[string]string{"status": "error", "version": version})

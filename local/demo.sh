@@ -6,7 +6,8 @@
 #   bash local/demo.sh --tag v2    # deploy another sample tag (v1, v2, broken-500, ...)
 #   bash local/demo.sh --strategy canary --tag v2
 #                                  # a canary deploy: v2 takes 10%, 50%, then 100% of the
-#                                  # traffic, gated at each step (flaky-500: stopped at 10%)
+#                                  # traffic, gated at each step (flaky-500, failing half of
+#                                  # its requests, or laggy, answering in 800 ms: stopped at 10%)
 #
 # It brings up local/server.sh (sshd + Docker + registry on 127.0.0.1), finds `pulumi` on PATH or
 # builds it from source once, with only the plugin this stack uses (tools/build-pulumi.sh command),
@@ -36,7 +37,8 @@ case $tag in
   broken-500) app_version=$tag; app_mode=error500 ;;
   broken-slow) app_version=$tag; app_mode=slow ;;
   flaky-500) app_version=$tag; app_mode=flaky500 ;;
-  *) die "--tag must be one of v1 v2 broken-crash broken-500 broken-slow flaky-500, got '$tag'" ;;
+  laggy) app_version=$tag; app_mode=laggy ;;
+  *) die "--tag must be one of v1 v2 broken-crash broken-500 broken-slow flaky-500 laggy, got '$tag'" ;;
 esac
 case $strategy in
   "" | recreate | blue-green | canary) ;;

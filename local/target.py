@@ -44,6 +44,8 @@ SAMPLE_IMAGES: dict[str, tuple[str, str]] = {
     "writer": ("writer", "writer"),  # healthy; appends to data/stream.log without pause
     # healthy, but every other GET /api/v1/version answers 500 (a canary's gate must stop it)
     "flaky-500": ("flaky-500", "flaky500"),
+    # healthy, but every GET /api/v1/version takes 800 ms (a canary's latency gate must stop it)
+    "laggy": ("laggy", "laggy"),
 }
 SAMPLE_REPOSITORY = "mcp/app"
 

@@ -292,8 +292,13 @@ bg_release_failed() {
     bg_put_back_files
     # Before it is stopped: which data it had mounted (docker inspect).
     if note=$(bg_data_note "$new"); then head="ROLLED BACK${live:+ without downtime}"; else head="No downtime, but the DATA is NOT rolled back"; fi
-    # It receives no traffic: stopping it need not delay the answer.
-    MCP_IMAGE=$IMAGE bg_detach "stopping the failed colour $new" bg_stop_colour "$new" "$STAGED/$COMPOSE_FILE"
+    # It receives no new request; when it took some (a canary's abort), those in flight finish
+    # first (--drain-seconds). In the background: the answer need not wait.
+    if ((BG_MOVED)); then
+        MCP_IMAGE=$IMAGE bg_detach "stopping the failed colour $new after ${DRAIN_SECONDS}s of draining" bg_drain_and_stop "$new" "$STAGED/$COMPOSE_FILE"
+    else
+        MCP_IMAGE=$IMAGE bg_detach "stopping the failed colour $new" bg_stop_colour "$new" "$STAGED/$COMPOSE_FILE"
+    fi
     traffic="the previous version ${PREVIOUS_IMAGE:-?} (colour $live) kept serving; no traffic moved"
     if ((BG_MOVED)); then
         head=${head/No downtime,/Traffic restored,} head=${head/ without downtime/}

@@ -183,29 +183,18 @@ bg_ensure_proxy_image() {
     run_logged docker pull "$PROXY_IMAGE" </dev/null
 }
 
-# bg_proxy_kind: which of the two proxy images --proxy-image is (sets BG_PROXY_KIND):
-#   launcher  proxy/build.sh's image (label mcp.proxy.caddy-version): its launcher binds
-#             --proxy-listen once and hands Caddy the socket as fd 3, so a reload (a canary
-#             step) reuses the very socket;
-#   stock     any other image, e.g. the official caddy image pinned by digest (the default):
-#             Caddy binds --proxy-listen itself; the image's `caddy` on PATH is run.
-# Pulls the image first when it is absent. Returns 1 (BG_ERROR set) when it cannot be had.
+# bg_proxy_kind: sets BG_PROXY_KIND to "launcher" for proxy/build.sh's image (label
+# mcp.proxy.caddy-version: its launcher binds --proxy-listen once and Caddy listens on that fd 3,
+# so a canary step's reload reuses the socket) or "stock" (e.g. the official caddy image, the
+# default: Caddy binds --proxy-listen itself). Pulls the image if absent. Sets BG_ERROR.
 bg_proxy_kind() {
     local label
-    BG_PROXY_KIND=""
-    if ! bg_ensure_proxy_image; then
-        BG_ERROR="could not pull the proxy image $PROXY_IMAGE"
+    if ! bg_ensure_proxy_image || ! label=$(docker image inspect -f '{{index .Config.Labels "mcp.proxy.caddy-version"}}' "$PROXY_IMAGE" 2>/dev/null </dev/null); then
+        BG_ERROR="could not pull or inspect the proxy image $PROXY_IMAGE"
         return 1
     fi
-    label=$(docker image inspect -f '{{index .Config.Labels "mcp.proxy.caddy-version"}}' "$PROXY_IMAGE" 2>/dev/null </dev/null) || {
-        BG_ERROR="docker image inspect $PROXY_IMAGE failed"
-        return 1
-    }
-    if [[ -n $label && $label != "<no value>" ]]; then
-        BG_PROXY_KIND=launcher
-    else
-        BG_PROXY_KIND=stock
-    fi
+    BG_PROXY_KIND=stock
+    [[ -z $label || $label == "<no value>" ]] || BG_PROXY_KIND=launcher
 }
 
 # bg_write_config PORT [PORT2 WEIGHT WEIGHT2]: the proxy's whole config, written atomically:
@@ -222,12 +211,9 @@ bg_proxy_kind() {
 # "Strategies"). Sets BG_CONFIG_ID: the config's "@id" (a hash of it; GET /id/<it> answers
 # only when the proxy runs this very config).
 bg_write_config() {
-    local port=$1 tmp upstreams policy="" config listen
-    if [[ -z ${BG_PROXY_KIND:-} ]]; then
-        bg_proxy_kind || return 1
-    fi
-    listen=fd/3
-    [[ $BG_PROXY_KIND == launcher ]] || listen=$PROXY_LISTEN
+    local port=$1 tmp upstreams policy="" config listen=$PROXY_LISTEN
+    [[ -n ${BG_PROXY_KIND:-} ]] || bg_proxy_kind || return 1
+    [[ $BG_PROXY_KIND == stock ]] || listen=fd/3
     upstreams="{\"dial\": \"127.0.0.1:{file./config/upstream-port}\"}"
     if [[ -n ${2:-} ]]; then
         upstreams="{\"dial\": \"127.0.0.1:$port\"}, {\"dial\": \"127.0.0.1:$2\"}"
@@ -306,9 +292,7 @@ bg_proxy_start() {
     fi
     docker rm -f "$BG_PROXY_NAME" >/dev/null 2>&1 || true
     rm -f -- "$BG_PROXY_DIR/admin.sock"
-    # A stock image's command is its own (caddy run --config /etc/caddy/Caddyfile): run its
-    # `caddy` with ours; proxy/build.sh's image has the launcher as its entrypoint.
-    local entrypoint=()
+    local entrypoint=()  # a stock image: its `caddy` with our arguments, not its own command
     [[ ${BG_PROXY_KIND:-} == launcher ]] || entrypoint=(--entrypoint caddy)
     log "starting the proxy: docker run --name $BG_PROXY_NAME --network host $PROXY_IMAGE (${BG_PROXY_KIND:-stock} image, listening on $PROXY_LISTEN)"
     if ! run_logged docker run -d --name "$BG_PROXY_NAME" --restart unless-stopped --network host \

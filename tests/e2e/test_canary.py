@@ -3,7 +3,8 @@ requests per second to the public port: the new version's share at each step, as
 sees it, is the step's within a stated tolerance and no request fails on a good canary; a
 version that fails half of its requests (flaky-500, healthy on /api/v1/health) is stopped by
 the gate at its first step, its failures stay within that step's share, and none follow the
-abort. The figures go to the test's output (`pytest -s`) and to bench/README.md's canary row."""
+abort; a version that answers every request in 800 ms (laggy) is stopped by the latency gate
+at its first step. The figures go to the test's output (`pytest -s`) and to bench/README.md's canary row."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ HOLD_S = 6
 # are cut at the script's log lines, so a few requests at each edge may belong to the steps
 # around it.
 TOLERANCE = 0.05
+MAX_LATENCY_MS = 400  # the sample app answers in a few ms; `laggy` in 800 ms
 AFTER_ABORT_S = 3.0  # how long the prober runs on after a failing canary's `pulumi up`
 
 
@@ -50,7 +52,12 @@ def test_canary_moves_traffic_in_gated_steps_and_aborts_a_failing_version(
                 "colourPorts": [free_port(), free_port()],
                 "drainSeconds": 1,
             },
-            "mcp:canary": {"steps": list(STEPS), "holdSeconds": HOLD_S, "maxErrorPercent": 1},
+            "mcp:canary": {
+                "steps": list(STEPS),
+                "holdSeconds": HOLD_S,
+                "maxErrorPercent": 1,
+                "maxLatencyMs": MAX_LATENCY_MS,
+            },
         },
     )
     url = version_url(e2e.target.health_url)
@@ -107,6 +114,28 @@ def test_canary_moves_traffic_in_gated_steps_and_aborts_a_failing_version(
         after = report.between(step.end + 1.0, float("inf"))
         assert after and not [s for s in after if s.status != 200], report.summary()
         assert {s.version for s in after} == {"v2"}, report.summary()
+        assert e2e.served_version(http) == "v2"
+
+        # A canary too slow for the latency gate: v2 -> laggy (every answer takes 800 ms).
+        prober = Prober(url, rate=RATE).start()
+        since = prober.started_epoch
+        e2e.set_tag("laggy")
+        slow = e2e.up(check=False)
+        time.sleep(AFTER_ABORT_S)
+        slow_steps = canary_steps(e2e.history_log(), since)
+        report = prober.stop()
+        print("laggy canary:", json.dumps(step_figures(report, "laggy", slow_steps)))
+        output = slow.stdout + slow.stderr
+        assert slow.returncode != 0, output
+        assert "canary stopped at step 1/3 (10%)" in output, output
+        assert f"> --canary-max-latency-ms {MAX_LATENCY_MS}" in output, output
+        assert [(s.percent, s.outcome) for s in slow_steps] == [(10, "FAILED")], slow_steps
+        (step,) = slow_steps
+        lagged = [s for s in report.between(since, step.end) if s.version == "laggy"]
+        assert lagged and min(s.seconds for s in lagged) >= 0.7, report.summary()
+        assert not report.failed, report.summary()  # slow, not failed: only the gate stops it
+        after = report.between(step.end + 1.0, float("inf"))
+        assert after and {s.version for s in after} == {"v2"}, report.summary()
         assert e2e.served_version(http) == "v2"
     finally:
         remove_blue_green(e2e.target.project)
