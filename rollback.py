@@ -191,7 +191,7 @@ def run(argv: list[str]) -> int:
         chosen = choose_target(
             entries, last_good=args.last_good, image_tag=args.image_tag, backup=args.backup
         )
-        _check_freeze(server, args.override_freeze, say)
+        check_freeze(server, args.override_freeze, say)
         current = _serving_or_none(entries)
         say(f"serving now: {current.image if current else 'nothing recorded'}")
         _warn_if_outputs_disagree(stack, current, say)
@@ -236,7 +236,7 @@ def read_ledger(server: ServerAccess) -> list[ledger.Entry]:
     return ledger.parse(text)
 
 
-def _check_freeze(server: ServerAccess, override: bool, say: Any) -> None:
+def check_freeze(server: ServerAccess, override: bool, say: Any) -> None:
     """Refuses before anything is marked or run while deploys are frozen, unless `override`."""
     try:
         text = server.run(freeze_command(server, "status", actor=""))
@@ -323,16 +323,20 @@ def _restore(stack: Any, server: ServerAccess, chosen: Target, say: Any) -> int:
     return 0
 
 
+def image_repository(config: dict[str, str]) -> str:
+    """`<registry>/<repository>` a stack deploys, from its config values (mcp:image)."""
+    image = json.loads(config.get("mcp:image", "{}") or "{}")
+    registry = image.get("registry", config_keys.key("image.registry").default)
+    return f"{registry}/{image.get('repository', '')}"
+
+
 def _pin_for(stack: Any, restored: ledger.Entry | None) -> tuple[str, str] | None:
     """(tag, `<tag>@<digest>`) for the restored image, when it is this stack's image."""
     if restored is None or not restored.digest:
         return None
     tag = ledger.image_tag(restored.image)
     config = {k: v.value for k, v in stack.get_all_config().items()}
-    image = json.loads(config.get("mcp:image", "{}") or "{}")
-    registry = image.get("registry", config_keys.key("image.registry").default)
-    name = f"{registry}/{image.get('repository', '')}"
-    if not tag or ledger.image_name(restored.image) != name:
+    if not tag or ledger.image_name(restored.image) != image_repository(config):
         return None
     return tag, f"{tag}@{restored.digest}"
 

@@ -208,8 +208,8 @@ def resolve_tag(entries: list[Entry], wanted: str) -> Version:
         known = ", ".join(v.tag for v in served[:10] if v.tag) or "none"
         raise LedgerError(
             f"no version tagged {wanted!r} (or starting with it) ever served on this server "
-            f"(newest served tags: {known}). A rollback only goes back to an image that "
-            "served; to deploy another tag, run an ordinary deploy of it"
+            f"(newest served tags: {known}). Only an image that served is redeployed or "
+            "promoted; to deploy another tag, run an ordinary deploy of it"
         )
     raise LedgerError(
         f"{wanted!r} is ambiguous: it starts {len(tags)} served tags ({', '.join(tags)}); "
