@@ -544,6 +544,42 @@ TARGETS: dict[str, tuple[str, str]] = {
 }
 
 
+def _line_gap(row: Row, first: str, then: str) -> float | None:
+    """Seconds from the first audit-log line holding `first` to the first holding `then`."""
+    start = next((t for t, line in row.server_log if first in line), None)
+    end = next((t for t, line in row.server_log if then in line), None)
+    return end - start if start is not None and end is not None else None
+
+
+def new_tag_breakdown(rows: list[Row]) -> dict[str, float | None]:
+    """Where a new tag's `pulumi up --skip-preview` spends its time, medians over the runs,
+    from the scripts' audit-log lines as they appeared (seconds)."""
+    ups = [
+        r
+        for r in rows
+        if r.strategy == "recreate"
+        and r.step.startswith("pulumi up --skip-preview -> ")
+        and r.exit_code == 0
+    ]
+    parts: dict[str, list[float]] = {}
+
+    def add(name: str, value: float | None) -> None:
+        if value is not None:
+            parts.setdefault(name, []).append(value)
+
+    for r in ups:
+        add("engine_until_first_remote_step_s", r.first_remote_s)
+        add("deploy_sh_s", _line_gap(r, "[deploy] started", "[deploy] done:"))
+        # The second SSH session: deploy.sh's last line -> release.sh's first.
+        add("deploy_done_to_release_start_s", _line_gap(r, "[deploy] done:", "[release] started"))
+        add("release_start_to_compose_up_s", _line_gap(r, "[release] started", "set MCP_IMAGE="))
+        add("compose_up_s", _line_gap(r, "set MCP_IMAGE=", "[release] checking"))
+        add("first_health_answer_s", _line_gap(r, "[release] checking", "[release] healthy"))
+        done = next((t for t, line in r.server_log if "[release] done:" in line), None)
+        add("release_done_to_exit_s", r.seconds - done if done is not None else None)
+    return {name: round(statistics.median(values), 2) for name, values in parts.items()}
+
+
 def summarise(rows: list[Row]) -> dict[str, Any]:
     raw = median(rows, "raw commands", "recreate")
     up = median(rows, "pulumi up --skip-preview -> ", "recreate")
@@ -635,12 +671,15 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
         {"measure": measure, "today": today, "new": new[measure], "target": target}
         for measure, (today, target) in TARGETS.items()
     ]
-    return {"figures": figures, "table": table}
+    return {"figures": figures, "table": table, "new_tag_breakdown": new_tag_breakdown(rows)}
 
 
 def print_summary(summary: dict[str, Any]) -> None:
     print("\nfigures (medians, seconds)")
     for key, value in summary["figures"].items():
+        print(f"  {key:44} {value}")
+    print("\na new tag's pulumi up --skip-preview, part by part (medians, seconds)")
+    for key, value in summary["new_tag_breakdown"].items():
         print(f"  {key:44} {value}")
     print(f"\n| {'measure':70} | {'today':22} | {'new':44} | target |")
     for row in summary["table"]:
