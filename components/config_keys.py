@@ -437,10 +437,12 @@ PRODUCTION_MARKERS = ("# <mcp-secrets>", "# </mcp-secrets>")
 
 
 def write_copies(root: Path) -> None:
-    """Rewrites the README's key table and the production stack's list of secrets."""
+    """Rewrites the README's key table and the production and staging stacks' lists of
+    secrets."""
     for name, markers, body in (
         ("README.md", README_MARKERS, readme_table()),
         ("Pulumi.production.yaml", PRODUCTION_MARKERS, production_header_secrets()),
+        ("Pulumi.staging.yaml", PRODUCTION_MARKERS, production_header_secrets()),
     ):
         path = root / name
         path.write_text(replace_between(path.read_text(), *markers, body))

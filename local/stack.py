@@ -8,6 +8,7 @@ password), and the CLI calls a user would type. Nothing here re-implements the d
 
     .venv/bin/python -m local.stack configure --stack local --tag v1   # used by local/demo.sh
     .venv/bin/python -m local.stack configure --stack local --tag c0ffee1 --build  # build mode
+    .venv/bin/python -m local.stack configure --environment staging --tag v1  # local-staging
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "local" / "stack-template.yaml"
+# `configure --environment staging`: the template with these values (own deploy dir and port).
+STAGING_OVERRIDES = ROOT / "local" / "staging-overrides.yaml"
+LOCAL_STACKS = {"production": "local", "staging": "local-staging"}
 PULUMI_ENV_SH = ROOT / "tools" / "pulumi-env.sh"
 SERVER_SH = ROOT / "local" / "server.sh"
 DEMO_ENV_FILE = "APP_SECRET=local-demo-secret\n"
@@ -317,7 +321,14 @@ def main(argv: list[str]) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     configure = sub.add_parser("configure", help="create or update a stack for the local server")
-    configure.add_argument("--stack", default="local")
+    configure.add_argument(
+        "--environment",
+        choices=tuple(LOCAL_STACKS),
+        default="production",
+        help="production: the `local` stack (the template's values); staging: the "
+        f"`local-staging` stack beside it ({STAGING_OVERRIDES.relative_to(ROOT)})",
+    )
+    configure.add_argument("--stack", help="the stack's name (default: by --environment)")
     configure.add_argument("--tag", required=True, help="image tag to deploy, e.g. v1")
     configure.add_argument(
         "--build",
@@ -337,13 +348,16 @@ def main(argv: list[str]) -> int:
     if args.strategy in ("blue-green", "canary") and not args.proxy_image:
         parser.error(f"--strategy {args.strategy} needs --proxy-image")
 
+    args.stack = args.stack or LOCAL_STACKS[args.environment]
     stack = PulumiStack(args.stack, env=dict(os.environ))
     if not stack.stack_file.exists():
-        print(
-            f"[stack] creating {stack.stack_file.name} from {TEMPLATE.relative_to(ROOT)}",
-            file=sys.stderr,
-        )
-        stack.create({})
+        overrides: dict[str, Any] = {}
+        source = str(TEMPLATE.relative_to(ROOT))
+        if args.environment == "staging":
+            overrides = yaml.safe_load(STAGING_OVERRIDES.read_text())["config"]
+            source += f" and {STAGING_OVERRIDES.relative_to(ROOT)}"
+        print(f"[stack] creating {stack.stack_file.name} from {source}", file=sys.stderr)
+        stack.create(overrides)
     else:
         print(f"[stack] updating {stack.stack_file.name}", file=sys.stderr)
         stack.ensure_in_backend()

@@ -29,15 +29,17 @@ def test_the_readme_key_table_is_made_from_the_rows() -> None:
             assert f"| `mcp:{row.name}` |" in section, row.name
 
 
-def test_the_production_header_lists_exactly_the_secret_rows() -> None:
-    text = (ROOT / "Pulumi.production.yaml").read_text()
+@pytest.mark.parametrize("stack", ["production", "staging"])
+def test_the_production_header_lists_exactly_the_secret_rows(stack: str) -> None:
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
     assert between(text, *PRODUCTION_MARKERS) == config_keys.production_header_secrets(), FIX
     named = set(re.findall(r"--secret mcp:([A-Za-z]+)", text))
     assert named == {row.name for row in KEYS if row.kind == "secret"}
 
 
-def test_every_key_of_the_production_stack_is_a_row() -> None:
-    config = yaml.safe_load((ROOT / "Pulumi.production.yaml").read_text())["config"]
+@pytest.mark.parametrize("stack", ["production", "staging"])
+def test_every_key_of_the_production_stack_is_a_row(stack: str) -> None:
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     names = set()
     for key, value in config.items():
         name = key.removeprefix("mcp:")

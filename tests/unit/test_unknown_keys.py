@@ -163,7 +163,16 @@ def stack_names(config: dict[str, Any]) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", ["local/stack-template.yaml", "Pulumi.production.yaml"], ids=str)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "local/stack-template.yaml",
+        "local/staging-overrides.yaml",
+        "Pulumi.production.yaml",
+        "Pulumi.staging.yaml",
+    ],
+    ids=str,
+)
 def test_the_committed_stack_files_use_only_known_keys(path: str) -> None:
     config = yaml.safe_load((ROOT / path).read_text())["config"]
     names = stack_names(config)
