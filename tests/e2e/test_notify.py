@@ -220,6 +220,7 @@ def test_an_automatic_rollback_gives_the_same_facts_on_both_channels(
     (text,) = slack_texts(slack)
     (message,) = telegram.messages
     assert message.text == text  # the same facts, word for word
+    print(f"\n{text}")
     assert text.splitlines()[0] == (
         f"MCP {e2e.stack.name}: ⏪ deploy of broken-500 by octocat failed its health check and "
         "was AUTOMATICALLY ROLLED BACK; the previous version is serving."
