@@ -1,54 +1,86 @@
-"""Deploys MCP: GitHub setup, image, then the deploy plan (deploy -> release) on the server."""
+"""Deploys MCP: the image, then the deploy plan (deploy -> release) on the server. A stack with
+`mcp:github` and no `mcp:server` (Pulumi.github.yaml) declares the GitHub side instead."""
+
+from typing import TYPE_CHECKING
 
 import pulumi
 
-from components.image import AppImage
-from components.plan import deploy_plan, plan_inputs
-from components.server import ServerDeployment, ServerDeploymentArgs
-from components.settings import load_settings
+from components.settings import is_github_stack, load_github_stack_settings
 
-settings = load_settings()
+if TYPE_CHECKING:
+    from components.server import ServerDeployment
 
-# Nothing touches the server before the GitHub side and the image are in place: a refused token
-# or a refused push fails the update while the server still runs what it ran.
-server_waits_for: list[pulumi.Resource] = []
 
-if settings.github is not None:
-    # Imported only for stacks that manage GitHub: loading pulumi-github costs ~0.3 s per run.
+def declare_github_stack() -> None:
+    """The GitHub side alone, in a stack of its own: an expired token or a GitHub outage fails
+    this stack's updates, never a deploy or a rollback of a server."""
     from components.github_repo import GitHubSetup, GitHubSetupArgs
 
-    github_setup = GitHubSetup(
-        "github",
-        GitHubSetupArgs(
-            github=settings.github,
+    setup = GitHubSetup("github", GitHubSetupArgs(github=load_github_stack_settings()))
+    pulumi.export("environment", setup.environment.environment)
+
+
+def declare_server_stack() -> "ServerDeployment":
+    from components.image import AppImage
+    from components.plan import deploy_plan, plan_inputs
+    from components.server import ServerDeployment, ServerDeploymentArgs
+    from components.settings import load_settings
+
+    settings = load_settings()
+
+    # Nothing touches the server before the image (and, in a stack that still declares it, the
+    # GitHub side) is in place: a refused push fails the update while the server still runs
+    # what it ran.
+    server_waits_for: list[pulumi.Resource] = []
+    if settings.github is not None:
+        # Imported only for stacks that manage GitHub: loading pulumi-github costs ~0.3 s per
+        # run. Here GitHub is in the way of every deploy and rollback of this server: the GitHub
+        # stack (Pulumi.github.yaml, no mcp:server) is where it belongs.
+        from components.github_repo import GitHubSetup, GitHubSetupArgs
+
+        pulumi.log.warn(
+            "mcp:github is declared by a stack that deploys a server: an expired GitHub token or "
+            "a GitHub outage then blocks its deploys and rollbacks. Move it to a GitHub stack of "
+            "its own (README: 'The GitHub stack', pulumi state move)."
+        )
+        server_waits_for.append(
+            GitHubSetup(
+                "github",
+                GitHubSetupArgs(
+                    github=settings.github, server=settings.server, paths=settings.paths
+                ),
+            )
+        )
+
+    # A restore redeploys what the backup's manifest names, so it needs no image.
+    image_ref: pulumi.Input[str] = ""
+    if not settings.is_restore:
+        app_image = AppImage("app", settings.image)
+        image_ref = app_image.reference
+        server_waits_for.append(app_image)
+
+    server = ServerDeployment(
+        "server",
+        ServerDeploymentArgs(
             server=settings.server,
-            paths=settings.paths,
+            plan=deploy_plan(settings),
+            inputs=plan_inputs(settings, image_ref),
         ),
+        opts=pulumi.ResourceOptions(depends_on=server_waits_for),
     )
-    server_waits_for.append(github_setup)
 
-# A restore redeploys what the backup's manifest names, so it needs no image.
-image_ref: pulumi.Input[str] = ""
-if not settings.is_restore:
-    app_image = AppImage("app", settings.image)
-    image_ref = app_image.reference
-    server_waits_for.append(app_image)
+    # No notification here: a success message from the program would go out before the
+    # workflow's smoke test. The workflows call `oncall.py notify` once, at the end of each run.
 
-server = ServerDeployment(
-    "server",
-    ServerDeploymentArgs(
-        server=settings.server,
-        plan=deploy_plan(settings),
-        inputs=plan_inputs(settings, image_ref),
-    ),
-    opts=pulumi.ResourceOptions(depends_on=server_waits_for),
-)
+    pulumi.export("image", server.image)
+    pulumi.export("backup_id", server.backup_id)
+    pulumi.export("previous_image", server.previous_image)
+    pulumi.export("url", settings.app.public_url)
+    pulumi.export("mode", "restore" if settings.is_restore else "deploy")
+    return server
 
-# No notification here: a success message from the program would go out before the workflow's
-# smoke test. The workflows call `oncall.py notify` once, at the end of each run (ops/notify.py).
 
-pulumi.export("image", server.image)
-pulumi.export("backup_id", server.backup_id)
-pulumi.export("previous_image", server.previous_image)
-pulumi.export("url", settings.app.public_url)
-pulumi.export("mode", "restore" if settings.is_restore else "deploy")
+if is_github_stack():
+    declare_github_stack()
+else:
+    server = declare_server_stack()

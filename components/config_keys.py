@@ -308,8 +308,10 @@ KEYS: tuple[Key, ...] = (
        "throwaway `docker login` and fails naming the registry before building anything",
        optional=True),
     _k("github", "object", '{"owner": "feustey", "repository": "mcp", "reviewerUserIds": '
-       '[1234567], "waitTimerMinutes": 5}', "the repository managed by `GitHubSetup` (omit "
-       "it to manage nothing on GitHub)", optional=True),
+       '[1234567], "waitTimerMinutes": 5}', "the repository managed by `GitHubSetup`: in a "
+       "stack of its own, without `mcp:server` (`Pulumi.github.yaml`), so that GitHub is never "
+       "in the way of a deploy or a rollback; omit it to manage nothing on GitHub",
+       optional=True),
     _k("github.owner", "string", "feustey", "GitHub user or organisation",
        check=GITHUB_OWNER_PATTERN, rule="must be a GitHub user or organisation"),
     _k("github.repository", "string", "mcp", "repository name without owner",
@@ -317,6 +319,11 @@ KEYS: tuple[Key, ...] = (
        rule="must be a repository name without owner"),
     _k("github.environment", "string", "production", "environment name",
        default="production",
+       check=GITHUB_ENVIRONMENT_PATTERN,
+       rule="must be an environment name (no leading or trailing space)"),
+    _k("github.stagingEnvironment", "string", "staging", "the environment of the staging "
+       "deploys (main only, no reviewers), with the variable `PULUMI_STACK` set to its name "
+       "like the production environment's", optional=True,
        check=GITHUB_ENVIRONMENT_PATTERN,
        rule="must be an environment name (no leading or trailing space)"),
     _k("github.reviewerUserIds", "list", "[1234567]",

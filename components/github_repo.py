@@ -37,8 +37,10 @@ LEGACY_SECRET_NAMES = (
 @dataclass(frozen=True)
 class GitHubSetupArgs:
     github: GitHubSettings
-    server: ServerSettings
-    paths: PathSettings
+    # Only for mcp:github.legacySecrets, in a stack that deploys a server too (the GitHub
+    # stack, without mcp:server, has none).
+    server: ServerSettings | None = None
+    paths: PathSettings | None = None
 
 
 def actions_secret_values(args: GitHubSetupArgs) -> dict[str, pulumi.Input[str]]:
@@ -46,6 +48,7 @@ def actions_secret_values(args: GitHubSetupArgs) -> dict[str, pulumi.Input[str]]
     `mcp:github.legacySecrets` is on."""
     values: dict[str, pulumi.Input[str]] = {}
     if args.github.legacy_secrets:
+        assert args.server is not None and args.paths is not None
         legacy_values = (
             args.server.private_key,
             args.server.host,
@@ -127,54 +130,75 @@ class GitHubSetup(pulumi.ComponentResource):
                     teams=list(settings.reviewer_team_ids) or None,
                 )
             )
-        self.environment = github.RepositoryEnvironment(
-            f"{name}-environment",
-            repository=settings.repository,
-            environment=settings.environment,
-            wait_timer=settings.wait_timer_minutes or None,
-            reviewers=reviewers or None,
-            prevent_self_review=False,
-            can_admins_bypass=False,
-            # "Selected branches" in the GitHub UI: only the policies below may deploy.
-            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
-                protected_branches=False,
-                custom_branch_policies=True,
-            ),
-            opts=child,
-        )
-        self.branch_policy = github.RepositoryEnvironmentDeploymentPolicy(
-            f"{name}-environment-main-only",
-            repository=settings.repository,
-            environment=self.environment.environment,
-            branch_pattern=DEPLOY_BRANCH,
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=self.provider, depends_on=[self.environment]
-            ),
-        )
+        self.environment = self._environment(
+            name, "environment", settings.environment, settings, child,
+            wait_timer=settings.wait_timer_minutes or None, reviewers=reviewers or None,
+        )  # fmt: skip
         # `<environment>-preview` (production-preview): the deploy workflow's preview job, which
         # shows the diff against production's state before the approval gate, runs in it. It
         # holds the Pulumi secrets (set by hand, like production's) and so only lets main deploy,
         # without reviewers: the approval protects changing production, and what it approves is
         # this job's preview.
-        self.preview_environment = github.RepositoryEnvironment(
-            f"{name}-preview-environment",
+        self.preview_environment = self._environment(
+            name, "preview-environment", f"{settings.environment}{PREVIEW_SUFFIX}", settings,
+            child, stack=settings.environment,
+        )  # fmt: skip
+        # The staging deploys' environment: main only, no reviewers (staging is where a
+        # version proves itself before production's approval).
+        self.staging_environment = (
+            self._environment(
+                name, "staging-environment", settings.staging_environment, settings, child
+            )
+            if settings.staging_environment is not None
+            else None
+        )
+        self.register_outputs({"environment": self.environment.environment})
+
+    def _environment(
+        self,
+        name: str,
+        suffix: str,
+        environment: str,
+        settings: GitHubSettings,
+        child: pulumi.ResourceOptions,
+        *,
+        stack: str | None = None,
+        wait_timer: int | None = None,
+        reviewers: list[github.RepositoryEnvironmentReviewerArgs] | None = None,
+    ) -> github.RepositoryEnvironment:
+        """An environment only main deploys from, with the variable PULUMI_STACK (the stack its
+        jobs deploy: `stack`, else the environment's own name)."""
+        declared = github.RepositoryEnvironment(
+            f"{name}-{suffix}",
             repository=settings.repository,
-            environment=f"{settings.environment}{PREVIEW_SUFFIX}",
+            environment=environment,
+            wait_timer=wait_timer,
+            reviewers=reviewers,
             prevent_self_review=False,
             can_admins_bypass=False,
+            # "Selected branches" in the GitHub UI: only the policy below may deploy.
             deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
                 protected_branches=False,
                 custom_branch_policies=True,
             ),
             opts=child,
         )
-        self.preview_branch_policy = github.RepositoryEnvironmentDeploymentPolicy(
-            f"{name}-preview-environment-main-only",
-            repository=settings.repository,
-            environment=self.preview_environment.environment,
-            branch_pattern=DEPLOY_BRANCH,
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=self.provider, depends_on=[self.preview_environment]
-            ),
+        after = pulumi.ResourceOptions(
+            parent=self, provider=self.provider, depends_on=[declared]
         )
-        self.register_outputs({"environment": self.environment.environment})
+        github.RepositoryEnvironmentDeploymentPolicy(
+            f"{name}-{suffix}-main-only",
+            repository=settings.repository,
+            environment=declared.environment,
+            branch_pattern=DEPLOY_BRANCH,
+            opts=after,
+        )
+        github.ActionsEnvironmentVariable(
+            f"{name}-{suffix}-variable-pulumi-stack",
+            repository=settings.repository,
+            environment=declared.environment,
+            variable_name="PULUMI_STACK",
+            value=stack or environment,
+            opts=after,
+        )
+        return declared

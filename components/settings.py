@@ -222,6 +222,8 @@ class GitHubSettings:
     # The GitHub REST API's base URL; None for api.github.com (GitHub Enterprise Server, or the
     # loopback test double of the e2e tests).
     api_url: str | None = None
+    # The staging deploys' environment (main only, no reviewers); None: none is declared.
+    staging_environment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -524,6 +526,42 @@ def load_settings(source: ConfigSource | None = None) -> Settings:
         restore_backup=restore_backup,
         release=release,
     )
+
+
+def is_github_stack(source: ConfigSource | None = None) -> bool:
+    """A stack with `mcp:github` and no `mcp:server`: it declares the GitHub side only."""
+    source = source or PulumiConfigSource()
+    return source.get("github") is not None and source.get("server") is None
+
+
+def load_github_stack_settings(source: ConfigSource | None = None) -> GitHubSettings:
+    """The GitHub stack's settings (`is_github_stack`): `mcp:github` and nothing else, so that
+    no server key (and no server secret) lives in it."""
+    reader = _Reader(source or PulumiConfigSource())
+    github = _read_github(reader)
+    assert github is not None
+    others = sorted(
+        f"{NAMESPACE}:{name}"
+        for name in reader.source.names()
+        if name != "github" and config_keys.BY_NAME.get(name) is not None
+    )
+    if others:
+        reader.problem(
+            "github",
+            "is in a stack without mcp:server: that stack declares the GitHub side only, so "
+            f"{', '.join(others)} belong in a server stack (Pulumi.production.yaml, "
+            "Pulumi.staging.yaml); or add mcp:server to deploy from this stack too",
+        )
+    if github.legacy_secrets:
+        reader.problem(
+            "github.legacySecrets",
+            "copies the server's deploy key into repository secrets, so it needs the server: "
+            "set it in the production stack (with mcp:github) for the time of the migration",
+        )
+    problems = reader.unknown_keys() + reader.problems
+    if problems:
+        raise ConfigError(problems)
+    return github
 
 
 def load_server_settings(source: ConfigSource) -> tuple[ServerSettings, PathSettings]:
@@ -864,6 +902,11 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
     backend_url = reader.optional_text("github.pulumiBackendUrl")
     legacy = reader.boolean("github.legacySecrets")
     api_url = reader.optional_text("github.apiUrl")
+    staging = reader.optional_text("github.stagingEnvironment")
+    if staging is not None and staging == environment:
+        reader.problem(
+            "github.stagingEnvironment", f"must differ from github.environment ({environment!r})"
+        )
     return GitHubSettings(
         owner,
         repository,
@@ -874,4 +917,5 @@ def _read_github(reader: _Reader) -> GitHubSettings | None:
         pulumi_backend_url=backend_url,
         legacy_secrets=legacy,
         api_url=api_url,
+        staging_environment=staging,
     )

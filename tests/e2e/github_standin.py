@@ -16,6 +16,9 @@ provider call, shaped like GitHub's documented responses (REST API 2022-11-28), 
   deployment branch policy)
 * `POST /repos/{owner}/{repo}/environments/{env}/deployment-branch-policies`,
   `GET|PUT|DELETE .../deployment-branch-policies/{id}`
+* `POST /repos/{owner}/{repo}/environments/{env}/variables`, `GET|PATCH|DELETE .../{name}`
+
+`outage = 500` makes every request answer 500 (GitHub down) until it is set back to None.
 
 Every request needs `Authorization: Bearer <token>` (or `token <token>`) with the token it was
 started with, else 401 "Bad credentials". Anything else answers 404 and is recorded in
@@ -54,6 +57,8 @@ ROUTES = tuple(
         ("GET PUT DELETE", _REPO + r"/environments/[^/]+"),
         ("POST", _REPO + r"/environments/[^/]+/deployment-branch-policies"),
         ("GET PUT DELETE", _REPO + r"/environments/[^/]+/deployment-branch-policies/[0-9]+"),
+        ("POST", _REPO + r"/environments/[^/]+/variables"),
+        ("GET PATCH DELETE", _REPO + r"/environments/[^/]+/variables/[^/]+"),
     )
 )
 
@@ -85,6 +90,7 @@ class Environment:
     reviewers: list[dict[str, Any]]
     branch_policy: dict[str, bool] | None
     policies: dict[int, dict[str, str]] = field(default_factory=dict)
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class ApiError(Exception):
@@ -108,6 +114,7 @@ class GitHubStandIn:
         self.environments: dict[str, Environment] = {}
         self.requests: list[Request] = []
         self.unhandled: list[str] = []
+        self.outage: int | None = None  # e.g. 500: every request answers it (GitHub down)
         self._next_id = 100
         self._clock = datetime(2025, 1, 1, tzinfo=UTC)
         self._lock = threading.Lock()
@@ -168,7 +175,7 @@ class GitHubStandIn:
         if rest[:2] == ["actions", "secrets"]:
             return self._secrets(method, rest[2:], body)
         if rest[:2] == ["actions", "variables"]:
-            return self._variables(method, rest[2:], body)
+            return self._variables(method, rest[2:], body, self.variables)
         if rest[:1] == ["environments"] and len(rest) >= 2:
             return self._environments(method, rest[1], rest[2:], body)
         raise ApiError(404, "Not Found")
@@ -210,30 +217,33 @@ class GitHubStandIn:
             return 204, None
         raise ApiError(404, "Not Found")
 
-    def _variables(self, method: str, rest: list[str], body: dict[str, Any]) -> tuple[int, Any]:
+    def _variables(
+        self, method: str, rest: list[str], body: dict[str, Any], store: dict[str, dict[str, str]]
+    ) -> tuple[int, Any]:
+        """A repository's or an environment's variables (`store`)."""
         if not rest and method == "POST":
             name = str(body.get("name") or "")
-            if not name or name in self.variables:
+            if not name or name in store:
                 raise ApiError(409, f"variable {name!r} already exists")
             now = self._now()
-            self.variables[name] = {
+            store[name] = {
                 "name": name,
                 "value": str(body.get("value") or ""),
                 "created_at": now,
                 "updated_at": now,
             }
             return 201, {}
-        if len(rest) != 1 or rest[0] not in self.variables:
+        if len(rest) != 1 or rest[0] not in store:
             raise ApiError(404, "Not Found")
         name = rest[0]
         if method == "GET":
-            return 200, self.variables[name]
+            return 200, store[name]
         if method == "PATCH":
-            self.variables[name]["value"] = str(body.get("value") or "")
-            self.variables[name]["updated_at"] = self._now()
+            store[name]["value"] = str(body.get("value") or "")
+            store[name]["updated_at"] = self._now()
             return 204, None
         if method == "DELETE":
-            del self.variables[name]
+            del store[name]
             return 204, None
         raise ApiError(404, "Not Found")
 
@@ -254,6 +264,8 @@ class GitHubStandIn:
                 return 204, None
             raise ApiError(404, "Not Found")
         environment = self.environments.get(name)
+        if environment is not None and rest[0] == "variables":
+            return self._variables(method, rest[1:], body, environment.variables)
         if environment is None or rest[0] != "deployment-branch-policies":
             raise ApiError(404, "Not Found")
         return self._policies(method, environment, rest[1:], body)
@@ -288,6 +300,7 @@ class GitHubStandIn:
             reviewers=reviewers,
             branch_policy=dict(policy) if policy is not None else None,
             policies=existing.policies if existing is not None else {},
+            variables=existing.variables if existing is not None else {},
         )
 
     def _environment_json(self, environment: Environment) -> dict[str, Any]:
@@ -378,6 +391,8 @@ class GitHubStandIn:
 
     def _answer(self, method: str, path: str, authorization: str, raw: bytes) -> tuple[int, Any]:
         docs = "https://docs.github.com/rest"
+        if self.outage is not None:
+            return self.outage, {"message": "Server Error (an outage)", "documentation_url": docs}
         if re.fullmatch(r"(?:Bearer|token) (\S+)", authorization) is None or (
             authorization.split(" ", 1)[1] != self.token
         ):

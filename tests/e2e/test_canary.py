@@ -4,7 +4,8 @@ sees it, is the step's within a stated tolerance and no request fails on a good 
 version that fails half of its requests (flaky-500, healthy on /api/v1/health) is stopped by
 the gate at its first step, its failures stay within that step's share, and none follow the
 abort; a version that answers every request in 800 ms (laggy) is stopped by the latency gate
-at its first step. The figures go to the test's output (`pytest -s`) and to bench/README.md's canary row."""
+at its first step. The figures go to the test's output (`pytest -s`) and to bench/README.md's
+canary row."""
 
 from __future__ import annotations
 

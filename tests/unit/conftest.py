@@ -301,7 +301,9 @@ def run_program() -> Iterator[Callable[..., ProgramRun]]:
         @pulumi.runtime.test
         def program() -> pulumi.Output[Any]:
             namespace = runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi_program__")
-            server = namespace["server"]
+            server = namespace.get("server")
+            if server is None:  # the GitHub stack (no mcp:server) deploys no server
+                return pulumi.Output.from_input({})
             return pulumi.Output.all(
                 image=server.image,
                 backup_id=server.backup_id,

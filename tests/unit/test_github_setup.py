@@ -173,3 +173,71 @@ def test_no_github_resources_without_github_config(run_program: Run, test_keys: 
     config.pop("github")
     run = run_program(config)
     assert not [r for r in run.registered.values() if r.type.startswith("github:")]
+
+
+# --- the GitHub stack (Pulumi.github.yaml): mcp:github without mcp:server -------------------
+
+ENVIRONMENT_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
+
+
+def github_stack_config() -> dict[str, Any]:
+    raw = yaml.safe_load((ROOT / "Pulumi.github.yaml").read_text())["config"]
+    return {key.removeprefix("mcp:"): value for key, value in raw.items()}
+
+
+def test_the_github_stack_declares_the_environments_and_nothing_on_a_server(
+    run_program: Run,
+) -> None:
+    run = run_program(github_stack_config())
+    assert not [r for r in run.registered.values() if r.type.startswith("command:")]
+    assert not [r for r in run.registered.values() if r.type.startswith("docker")]
+    environments = {r.inputs["environment"]: r for r in run.of_type(ENVIRONMENT)}
+    assert set(environments) == {"production", "production-preview", "staging"}
+    for name, environment in environments.items():
+        policy = environment.inputs["deploymentBranchPolicy"]
+        assert policy == {"customBranchPolicies": True, "protectedBranches": False}, name
+    assert {r.inputs["environment"] for r in run.of_type(POLICY)} == set(environments)
+    # Each environment's jobs deploy the stack its PULUMI_STACK names (the preview: production).
+    stacks = {
+        r.inputs["environment"]: r.inputs["value"]
+        for r in run.of_type(ENVIRONMENT_VARIABLE)
+        if r.inputs["variableName"] == "PULUMI_STACK"
+    }
+    assert stacks == {
+        "production": "production",
+        "production-preview": "production",
+        "staging": "staging",
+    }
+    assert "PULUMI_STACK" in read_by_workflows("vars")
+    assert secrets_of(run) == {}
+
+
+def test_the_production_and_staging_stacks_declare_nothing_on_github() -> None:
+    for stack in ("production", "staging"):
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert "mcp:github" not in config, stack
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"paths": {"deployDir": "/opt/mcp"}}, "mcp:paths belong in a server stack"),
+        ({"slackWebhookUrl": "https://hooks.example.invalid/x"}, "belong in a server stack"),
+        ({"github": {"legacySecrets": True}}, "mcp:github.legacySecrets: copies the server's"),
+        ({"github": {"stagingEnvironment": "production"}}, "must differ from github.environment"),
+    ],
+    ids=["server-key", "notification-key", "legacy-secrets", "same-environment"],
+)
+def test_the_github_stack_refuses_what_belongs_to_a_server_stack(
+    extra: dict[str, Any], message: str
+) -> None:
+    from components.settings import ConfigError, is_github_stack, load_github_stack_settings
+    from tests.unit.test_settings import DictSource
+
+    config = github_stack_config()
+    for key, value in extra.items():
+        config[key] = {**config[key], **value} if key in config else value
+    source = DictSource(config)
+    assert is_github_stack(source)
+    with pytest.raises(ConfigError, match=message):
+        load_github_stack_settings(source)

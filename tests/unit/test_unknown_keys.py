@@ -139,6 +139,7 @@ def test_every_known_key_and_field_loads(test_keys: TestKeys) -> None:
         pulumiBackendUrl="s3://mcp-pulumi-state/production",
         apiUrl="https://github.example.com/",
         legacySecrets=False,
+        stagingEnvironment="staging",
     )
     config["release"] = {"author": "feustey", "message": "fix", "overrideFreeze": False}
     config["telegramBotToken"] = "123456:" + "A" * 35
