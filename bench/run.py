@@ -27,7 +27,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,14 +345,25 @@ class Bench:
                         target,
                         expect_version=version,
                     )
+            # Each no-op right after the floor's no-op of the same kind (pairs: this machine's
+            # speed drifts within seconds; issue 21).
+            with self.baseline() as floor:
+                for _ in range(reps):
+                    for label, extra in UP_VARIANTS:
+                        self.add(
+                            _timed_plain(
+                                "baseline",
+                                f"one-resource {label} (no-op)",
+                                lambda extra=extra, **kw: floor.up(*extra, **kw),
+                            )
+                        )
+                        self.timed(
+                            "recreate",
+                            f"{label} (no-op)",
+                            lambda extra=extra: stack.up(*extra, check=False).returncode,
+                            target,
+                        )
             for _ in range(reps):
-                for label, extra in UP_VARIANTS:
-                    self.timed(
-                        "recreate",
-                        f"{label} (no-op)",
-                        lambda extra=extra: stack.up(*extra, check=False).returncode,
-                        target,
-                    )
                 self.timed(
                     "recreate",
                     "pulumi preview (no-op)",
@@ -468,8 +480,10 @@ class Bench:
 
         return action
 
-    def baseline(self, reps: int) -> None:
-        """The same CLI's no-op `pulumi up` on a one-resource program."""
+    @contextmanager
+    def baseline(self) -> Iterator[PulumiStack]:
+        """A stack of a one-resource program (`BASELINE_PROGRAM`), deployed once: the same
+        CLI's no-op `pulumi up` of it is the engine's own floor."""
         with tempfile.TemporaryDirectory() as work:
             project = Path(work)
             (project / "Pulumi.yaml").write_text(
@@ -480,16 +494,10 @@ class Bench:
             stack = PulumiStack(f"baseline-{secrets.token_hex(3)}", env=dict(self.env), cwd=project)
             stack.ensure_in_backend()
             stack.up()
-            for _ in range(reps):
-                for label, extra in UP_VARIANTS:
-                    self.add(
-                        _timed_plain(
-                            "baseline",
-                            f"one-resource {label} (no-op)",
-                            lambda extra=extra, **kw: stack.up(*extra, **kw),
-                        )
-                    )
-            stack.remove()
+            try:
+                yield stack
+            finally:
+                stack.remove()
 
 
 def _timed_plain(
@@ -578,6 +586,42 @@ def new_tag_breakdown(rows: list[Row]) -> dict[str, float | None]:
         done = next((t for t, line in r.server_log if "[release] done:" in line), None)
         add("release_done_to_exit_s", r.seconds - done if done is not None else None)
     return {name: round(statistics.median(values), 2) for name, values in parts.items()}
+
+
+def paired_ratios(rows: list[Row]) -> dict[str, float | None]:
+    """Ratios pair by pair, in the order the steps ran, medians: each new tag's `pulumi up
+    --skip-preview` over the mean of the raw commands run right after it (same rep), and each
+    no-op `pulumi up` over the one-resource floor's no-op of the same kind run right before it.
+    Steadier than a ratio of medians when the machine's speed drifts during the run."""
+    new_tag: list[float] = []
+    noop: dict[str, list[float]] = {label: [] for label, _ in UP_VARIANTS}
+    up: float | None = None
+    raws: list[float] = []
+    floor: dict[str, float] = {}
+    for r in rows:
+        if r.exit_code != 0:
+            continue
+        if r.strategy == "recreate" and r.step.startswith("pulumi up --skip-preview -> "):
+            up, raws = r.seconds, []
+        elif r.strategy == "recreate" and r.step.startswith("raw commands") and up is not None:
+            raws.append(r.seconds)
+            if len(raws) == 2:
+                new_tag.append(up / statistics.mean(raws))
+                up = None
+        for label, _ in UP_VARIANTS:
+            if r.strategy == "baseline" and r.step == f"one-resource {label} (no-op)":
+                floor[label] = r.seconds
+            elif r.strategy == "recreate" and r.step == f"{label} (no-op)" and label in floor:
+                noop[label].append(r.seconds / floor.pop(label))
+
+    def med(values: list[float]) -> float | None:
+        return round(statistics.median(values), 2) if values else None
+
+    return {
+        "new_tag_skip_preview_over_raw": med(new_tag),
+        "noop_up_over_floor": med(noop["pulumi up"]),
+        "noop_up_skip_preview_over_floor": med(noop["pulumi up --skip-preview"]),
+    }
 
 
 def summarise(rows: list[Row]) -> dict[str, Any]:
@@ -671,12 +715,20 @@ def summarise(rows: list[Row]) -> dict[str, Any]:
         {"measure": measure, "today": today, "new": new[measure], "target": target}
         for measure, (today, target) in TARGETS.items()
     ]
-    return {"figures": figures, "table": table, "new_tag_breakdown": new_tag_breakdown(rows)}
+    return {
+        "figures": figures,
+        "table": table,
+        "paired_ratios": paired_ratios(rows),
+        "new_tag_breakdown": new_tag_breakdown(rows),
+    }
 
 
 def print_summary(summary: dict[str, Any]) -> None:
     print("\nfigures (medians, seconds)")
     for key, value in summary["figures"].items():
+        print(f"  {key:44} {value}")
+    print("\nratios pair by pair (medians)")
+    for key, value in summary["paired_ratios"].items():
         print(f"  {key:44} {value}")
     print("\na new tag's pulumi up --skip-preview, part by part (medians, seconds)")
     for key, value in summary["new_tag_breakdown"].items():
@@ -695,8 +747,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         choices=("canary", "recreate"),
-        help="run only this part: canary (its row alone) or recreate (the one-resource floor, "
-        "then new tags, raw commands, no-ops, the automatic rollback and rollback.py)",
+        help="run only this part: canary (its row alone) or recreate (new tags, raw commands, "
+        "no-ops next to the one-resource floor's, the automatic rollback and rollback.py)",
     )
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -719,8 +771,7 @@ def main() -> int:
     )
     bench = Bench(server, env, images, proxy)
     if args.only != "canary":
-        bench.baseline(args.reps)
-        bench.recreate(args.reps)
+        bench.recreate(args.reps)  # the one-resource floor's no-ops among its own
     if args.only is None:
         bench.blue_green()
     if args.only != "recreate":
