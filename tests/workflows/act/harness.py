@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,17 @@ class Repository:
         repo.git("remote", "add", "origin", f"https://github.com/{OWNER}/{REPOSITORY}.git")
         repo.commit("initial import")
         return repo
+
+    def clone(self, directory: Path) -> Repository:
+        """A clone of this repository, at its HEAD, with the same `origin` (the same
+        repository to act): a second checkout whose next commit does not change this one's
+        working tree while a run of this one is under way."""
+        subprocess.run(
+            ["git", "clone", "-q", str(self.path), str(directory)], check=True, capture_output=True
+        )
+        clone = Repository(directory)
+        clone.git("remote", "set-url", "origin", f"https://github.com/{OWNER}/{REPOSITORY}.git")
+        return clone
 
     def git(self, *args: str) -> str:
         env = {
@@ -259,7 +271,52 @@ _JOB_END = re.compile(
 )
 
 
-def run_act(
+@dataclass
+class ActRun:
+    """An act run under way (`start_act`): its process and its log, written as act runs."""
+
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    timeout: float
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def jobs(self) -> dict[str, str]:
+        """The jobs ended so far: name -> succeeded|failed."""
+        return {m["job"]: m["result"] for m in map(_JOB_END.match, self.log().splitlines()) if m}
+
+    def pause(self) -> None:
+        """Holds act (SIGSTOP to its process group): between two jobs, the next one waits."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Ends the run: act and the job processes it started (its own process group)."""
+        if self.running():
+            self.resume()
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def wait(self) -> ActResult:
+        try:
+            self.process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        return ActResult(self.process.returncode, self.log(), self.jobs())
+
+
+def start_act(
     stack: Stack,
     event: str,
     workflow: str,
@@ -272,8 +329,10 @@ def run_act(
     work: Path,
     log_name: str = "",
     timeout: float = 900,
-) -> ActResult:
-    """`tools/act.sh EVENT -W WORKFLOW` in the repository, its log kept in `work`."""
+) -> ActRun:
+    """Starts `tools/act.sh EVENT -W WORKFLOW` in the repository, its log kept in `work`.
+    act copies the repository's working tree into each job when the job starts: change the
+    tree (the next commit) only once the jobs of a run under way have started."""
     tag = secrets.token_hex(3)
     event_file = work / f"event-{tag}.json"
     event_file.write_text(json.dumps(payload))
@@ -290,13 +349,39 @@ def run_act(
     (work / f"runner-path-{tag}").write_text(run_env["PATH"].replace(":", "\n") + "\n")
     log_file = work / f"act-{log_name or event}-{tag}.log"  # written as act runs: `tail -f` it
     with log_file.open("w") as out:
-        proc = subprocess.run(
+        process = subprocess.Popen(
             argv, cwd=stack.repository.path, env=run_env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    log = log_file.read_text(errors="replace")
-    jobs = {m["job"]: m["result"] for m in map(_JOB_END.match, log.splitlines()) if m}
-    return ActResult(proc.returncode, log, jobs)
+    return ActRun(process, log_file, timeout)
+
+
+def run_act(
+    stack: Stack,
+    event: str,
+    workflow: str,
+    payload: dict[str, Any],
+    *,
+    secrets_: dict[str, str],
+    vars_: dict[str, str],
+    env: dict[str, str],
+    inputs: dict[str, str] | None = None,
+    work: Path,
+    log_name: str = "",
+    timeout: float = 900,
+) -> ActResult:
+    """`tools/act.sh EVENT -W WORKFLOW` in the repository, to its end (`start_act`)."""
+    return start_act(
+        stack, event, workflow, payload, secrets_=secrets_, vars_=vars_, env=env,
+        inputs=inputs, work=work, log_name=log_name, timeout=timeout,
+    ).wait()  # fmt: skip
+
+
+def stack_locks(pulumi_env: dict[str, str], stack: Stack) -> list[Path]:
+    """The lock files of `stack` in the file backend (PULUMI_BACKEND_URL, file://...): one
+    while an update (`pulumi up`, a rollback's) holds the stack; a preview takes none."""
+    backend = Path(pulumi_env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    return sorted(backend.glob(f".pulumi/locks/**/{stack.name}/*.json"))
 
 
 def push_payload(repository: Repository, sha: str, message: str) -> dict[str, Any]:

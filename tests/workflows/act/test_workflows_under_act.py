@@ -9,18 +9,24 @@ small real subset.
 
 The cases are one history of one stack, in order (each starts from what the previous left):
 push v1 -> push of a broken v2 (rolled back by release.sh) -> a pull request -> push v3, then a
-rollback to the last good version (v1) -> a rollback to the latest backup (v3). One stack keeps
-the whole run bounded (tools/test.sh). Not run here: a rollback by tag (the same rollback.py
-path as by last-good, with the tag given), two runs at once (act does not implement
-`concurrency:`; the stack-lock wait is covered by tests/scripts on retry-on-stack-lock.sh).
+rollback to the last good version (v1) -> a rollback to the latest backup (v3) -> a rollback by
+a prefix of v1's tag (v1) -> two pushes at once, v4 and v5: v5's deploy waits for the stack
+lock v4's holds, then deploys (v5). One stack keeps the whole run bounded (tools/test.sh).
+
+Two runs at once prove only the stack-lock half of "deploys never overlap": on GitHub,
+`concurrency: deploy-production` queues the second run before any of its jobs starts (one
+pending run per group, a newer push replacing the pending one, nothing cancelled half-way);
+act does not implement `concurrency:` (both runs go at once here). The stack lock is what also
+keeps a rollback (its own concurrency group) and a deploy apart on GitHub.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +51,7 @@ from tests.workflows.act.harness import (
     ROLLBACK,
     TESTS,
     ActResult,
+    ActRun,
     Repository,
     Services,
     Stack,
@@ -54,6 +61,8 @@ from tests.workflows.act.harness import (
     push_payload,
     run_act,
     runner_environment,
+    stack_locks,
+    start_act,
 )
 
 # The toolchain the runner has (tests/e2e/conftest.py builds what the collected modules name):
@@ -142,17 +151,26 @@ class Runner:
         }
 
     def push(self, version: str, mode: str = "ok", *, log_name: str = "") -> tuple[str, ActResult]:
-        repo = self.stack.repository
+        sha, run = self.start_push(version, mode, log_name=log_name)
+        return sha, run.wait()
+
+    def start_push(
+        self, version: str, mode: str = "ok", *, log_name: str = "", stack: Stack | None = None
+    ) -> tuple[str, ActRun]:
+        """The next commit, `version` in `mode`, pushed: its deploy run started, not awaited.
+        `stack`: the same stack from another checkout (`Repository.clone`)."""
+        stack = stack or self.stack
+        repo = stack.repository
         repo.set_app(version, mode)
         message = f"app: {version} ({mode})"
         sha = repo.commit(message)
         self.history.commits[version] = sha
-        result = run_act(
-            self.stack, "push", DEPLOY, push_payload(repo, sha, message),
+        run = start_act(
+            stack, "push", DEPLOY, push_payload(repo, sha, message),
             secrets_=self.deploy_secrets, vars_=self.vars, env=self.env, work=self.work,
-            log_name=log_name,
+            log_name=log_name or version,
         )  # fmt: skip
-        return sha, result
+        return sha, run
 
     def rollback(self, log_name: str = "", **inputs: str) -> ActResult:
         payload = {"inputs": inputs, "ref": "refs/heads/main"}
@@ -186,7 +204,9 @@ class Runner:
     def ledger(self) -> list[dict[str, Any]]:
         """The server's release ledger (what rollback.py reads)."""
         deploy_dir = self.target.deploy_dir
-        proc = self.server.ssh(f"cat {deploy_dir}/.deploy/releases.jsonl", check=True)
+        proc = self.server.ssh(
+            f"cat {deploy_dir}/.deploy/releases.jsonl 2>/dev/null || true", check=True
+        )
         return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
@@ -327,3 +347,135 @@ def test_rollback_to_the_latest_backup(runner: Runner, http: HttpProbe) -> None:
     assert result.returncode == 0
     assert served(http, runner.stack) == runner.history.commits["act-3"]
     assert "to latest" in slack_texts(runner.services)[-1]
+
+
+def test_rollback_by_a_tag_prefix(runner: Runner, http: HttpProbe) -> None:
+    """After the backup restore, act-3 serves. `image_tag` names act-1 by the first 12
+    characters of its tag (the commit SHA, as someone copies it from the ledger or
+    `rollback.py --list`): rollback.py resolves that prefix in the server's ledger to the one
+    image that served under it, its digest, and act-1 serves again, though the backup restore
+    marked it rolled back from (last_good would never pick it: a tag is an explicit choice)."""
+    sha1, sha3 = runner.history.commits["act-1"], runner.history.commits["act-3"]
+    assert served(http, runner.stack) == sha3
+    prefix = sha1[:12]
+    result = runner.rollback(log_name="rollback-tag", image_tag=prefix)
+    assert_jobs(result, {"Rollback": "succeeded", "Smoke test": "succeeded",
+                         "Notify": "succeeded"})  # fmt: skip
+    assert result.returncode == 0
+    assert served(http, runner.stack) == sha1
+    assert deployed_tag(runner) == sha1  # the whole tag, from the ledger
+    ledger = runner.ledger()
+    last_served = [e for e in ledger if e.get("event") == "served"][-1]
+    assert sha1 in str(last_served.get("image")) and last_served.get("digest"), last_served
+    assert ACTOR in str(last_served.get("by")), last_served
+    marked = [e for e in ledger if e.get("event") == "rolled-back-from"]
+    assert sha3 in str(marked[-1].get("image")), ledger[-3:]
+    text = slack_texts(runner.services)[-1]
+    assert f"ROLLED BACK by {ACTOR} to {prefix}" in text, text
+
+
+# retry-on-stack-lock.sh's notice while another update holds the stack.
+LOCK_WAIT = "the Pulumi stack is locked by another update"
+
+
+def wait_for(what: str, ready: Callable[[], bool], timeout: float, *runs: ActRun) -> None:
+    """Until `ready()`, or fails after `timeout` s (or when a run ends first), with the logs."""
+    end = time.monotonic() + timeout
+    while not ready():
+        ended = [run for run in runs if not run.running()]
+        if ended or time.monotonic() > end:
+            tails = "\n\n".join(f"{run.log_file.name}:\n{run.log()[-6000:]}" for run in runs)
+            pytest.fail(f"{what}: {'a run ended' if ended else 'timed out'}\n{tails}")
+        time.sleep(0.2)
+
+
+def hold_after_preview(runs: list[ActRun], timeout: float) -> None:
+    """Pauses each run as soon as its preview job has succeeded, before its deploy job gets
+    anywhere near `pulumi up` (which comes after ~20 s of job setup)."""
+    waiting = list(runs)
+
+    def previewed() -> bool:
+        for run in list(waiting):
+            result = run.jobs().get("Preview the deploy")
+            if result == "succeeded":
+                run.pause()
+                waiting.remove(run)
+            elif result is not None:
+                pytest.fail(f"{run.log_file.name}: the preview failed:\n{run.log()[-6000:]}")
+        return not waiting
+
+    wait_for("both previews", previewed, timeout, *runs)
+
+
+def open_the_gate(http: HttpProbe, stack: Stack, version: str) -> None:
+    """Lets the gated version pass its health check: POST /api/v1/open once it answers."""
+    base = stack.health_url.removesuffix("/api/v1/health")
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        status, body = http.get(stack.health_url)
+        if status == 200 and version in body:
+            return
+        if version in body:
+            http.post(f"{base}/api/v1/open", "")
+        time.sleep(1)
+    pytest.fail(f"{version} never answered healthy at {stack.health_url}")
+
+
+def test_two_pushes_at_once_the_second_waits_for_the_first_s_stack_lock(
+    runner: Runner, http: HttpProbe, pulumi_env: dict[str, str], work: Path
+) -> None:
+    """Two pushes to main, act-4 then act-5 on top of it, run at once: both preview the stack
+    as it is (act-1 serving), then act-4's deploy takes the Pulumi stack lock, and act-5's
+    `pulumi up --plan` waits for it (retry-on-stack-lock.sh) and applies its plan once act-4
+    has released; both succeed, in order, and act-5 serves at the end.
+
+    On GitHub, `concurrency: deploy-production` queues the second run before any of its jobs
+    starts (one pending run per group; a newer push replaces the pending one; nothing is
+    cancelled half-way). act does not implement `concurrency:`, so only the stack-lock half is
+    proven here: the one that also keeps a rollback (its own group) and a deploy apart on
+    GitHub, where a rollback can start between a deploy's preview and its `up`, as act-4 does
+    here. The order is staged, not raced: each run is held (SIGSTOP to act) once its preview
+    has succeeded; act-4 goes on until its lock file is in the file backend, then act-5. act-4
+    is the sample app's `gated` mode: its health check passes only once this test opens it,
+    after act-5 has logged its wait, so the lock is held exactly as long as needed (the
+    stack's health deadline is raised to 300 s for these two commits). act-5's commit is made
+    in a clone of the repository: act copies the working tree into each job when it starts,
+    and act-4's deploy job has not started when act-5 is committed.
+
+    A preview taken *while* another update holds the stack is not staged: Pulumi previews take
+    no lock (on any backend), so that plan describes a half-applied state and the `up --plan`
+    that waited fails on it (seen under act: "expected resource operations ... but none were
+    seen", after the release had run)."""
+    stack = runner.stack
+    stack.pulumi.set_config("mcp:app.healthAttempts", "150")
+    stack.pulumi.set_config("mcp:app.healthTimeoutSeconds", "300")  # committed with act-4
+    before = len(runner.ledger())
+    sha4, first = runner.start_push("act-4", "gated")
+    runs = [first]
+    try:
+        clone = stack.repository.clone(work / "repo-second-push")
+        sha5, second = runner.start_push("act-5", stack=replace(stack, repository=clone))
+        runs.append(second)
+        hold_after_preview(runs, 600)
+        first.resume()
+        wait_for("act-4's stack lock", lambda: bool(stack_locks(pulumi_env, stack)), 300, first)
+        second.resume()
+        wait_for("act-5 waiting for the lock", lambda: LOCK_WAIT in second.log(), 300,
+                 first, second)  # fmt: skip
+        assert stack_locks(pulumi_env, stack), "the lock went before act-5 waited for it"
+        assert first.running(), first.log()[-6000:]
+        open_the_gate(http, stack, sha4)
+        one, two = first.wait(), second.wait()
+    finally:
+        for run in runs:
+            run.stop()
+    assert_jobs(one, DEPLOYED)
+    assert_jobs(two, DEPLOYED)
+    assert one.returncode == 0 and two.returncode == 0
+    assert LOCK_WAIT not in one.log
+    assert served(http, stack) == sha5
+    assert deployed_tag(runner) == sha5
+    released = [e for e in runner.ledger()[before:] if e.get("event") == "served"]
+    order = [sha for e in released for sha in (sha4, sha5) if sha in str(e.get("image"))]
+    assert order == [sha4, sha5], released
+    assert released[0]["at"] < released[1]["at"], released
