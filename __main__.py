@@ -28,30 +28,25 @@ def declare_server_stack() -> "ServerDeployment":
 
     settings = load_settings()
 
-    # Nothing touches the server before the image (and, in a stack that still declares it, the
-    # GitHub side) is in place: a refused push fails the update while the server still runs
-    # what it ran.
-    server_waits_for: list[pulumi.Resource] = []
     if settings.github is not None:
-        # Imported only for stacks that manage GitHub: loading pulumi-github costs ~0.3 s per
-        # run. Here GitHub is in the way of every deploy and rollback of this server: the GitHub
-        # stack (Pulumi.github.yaml, no mcp:server) is where it belongs.
+        # A stack made before the GitHub stack existed: its GitHub side is still declared here,
+        # but nothing on the server waits for it (an outage fails the update, not the deploy).
+        # Imported only then: loading pulumi-github costs ~0.3 s per run.
         from components.github_repo import GitHubSetup, GitHubSetupArgs
 
         pulumi.log.warn(
             "mcp:github is declared by a stack that deploys a server: an expired GitHub token or "
-            "a GitHub outage then blocks its deploys and rollbacks. Move it to a GitHub stack of "
-            "its own (README: 'The GitHub stack', pulumi state move)."
+            "a GitHub outage fails its updates (the server steps still run). Move it to a GitHub "
+            "stack of its own: python tools/move_github_side.py (README: 'The GitHub stack')."
         )
-        server_waits_for.append(
-            GitHubSetup(
-                "github",
-                GitHubSetupArgs(
-                    github=settings.github, server=settings.server, paths=settings.paths
-                ),
-            )
+        GitHubSetup(
+            "github",
+            GitHubSetupArgs(github=settings.github, server=settings.server, paths=settings.paths),
         )
 
+    # Nothing touches the server before the image is in place: a refused push fails the update
+    # while the server still runs what it ran.
+    server_waits_for: list[pulumi.Resource] = []
     # A restore redeploys what the backup's manifest names, so it needs no image.
     image_ref: pulumi.Input[str] = ""
     if not settings.is_restore:

@@ -82,11 +82,14 @@ class GitHubSetup(pulumi.ComponentResource):
         settings = args.github
         # The token comes from the GITHUB_TOKEN environment variable (an admin token: see README).
         # `mcp:github.apiUrl` points the provider at another API (GHES, or the e2e tests' double).
+        # At the stack's root, not under this component (aliased to where it was): then
+        # `pulumi state move` can carry this component to the GitHub stack (tools/
+        # move_github_side.py); Pulumi 3.259 refuses to move a provider parented to what moves.
         self.provider = github.Provider(
             f"{name}-provider",
             owner=settings.owner,
             base_url=settings.api_url,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(parent=self)]),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
