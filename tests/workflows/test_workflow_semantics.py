@@ -193,20 +193,31 @@ def test_the_preview_job_shows_the_production_diff_and_saves_the_plan_the_deploy
     assert names.index("The plan the reviewer saw") < names.index("Pulumi up")
 
 
+@pytest.mark.parametrize("where", ["deployed stack", "GitHub stack file"])
 def test_the_preview_job_says_who_approves_or_loudly_that_nobody_does(
-    wf: dict[str, Any], tmp_path: Path
+    wf: dict[str, Any], tmp_path: Path, where: str
 ) -> None:
+    """The reviewers come from the deployed stack's mcp:github when it still has one, else from
+    the GitHub stack's file (Pulumi.github.yaml, in the checkout)."""
     step = step_named(wf[DEPLOY]["jobs"]["preview"], "Who approves this deploy")
+    python = sys.executable  # the job's .venv python (PyYAML: a pulumi dependency)
     for reviewers, says in (("[]", "NO APPROVAL REQUIRED"), ("[1234567]", "waits for an approval")):
-        bin_dir = _fake_bin(
-            tmp_path,
-            "pulumi",
-            f"#!/bin/bash\n[[ $* == *reviewerUserIds* ]] && echo '{reviewers}'\n",
-        )
-        summary = tmp_path / "summary"
+        workdir = tmp_path / f"{where}-{len(reviewers)}".replace(" ", "-")
+        workdir.mkdir()
+        if where == "deployed stack":
+            answer = f"[[ $* == *reviewerUserIds* ]] && echo '{reviewers}'"
+        else:  # the production stack has no mcp:github: `pulumi config get` fails
+            answer = "exit 1"
+            (workdir / "Pulumi.github.yaml").write_text(
+                f"config:\n  mcp:github:\n    owner: o\n    reviewerUserIds: {reviewers}\n"
+            )
+        bin_dir = _fake_bin(workdir, "pulumi", f"#!/bin/bash\n{answer}\n")
+        _fake_bin(workdir, "python", f'#!/bin/bash\nexec {python} "$@"\n')
+        summary = workdir / "summary"
         summary.write_text("")
         proc = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", step["run"]],
+            cwd=workdir,
             env={
                 "PATH": f"{bin_dir}:/usr/bin:/bin",
                 "PULUMI_STACK": "production",
@@ -217,7 +228,7 @@ def test_the_preview_job_says_who_approves_or_loudly_that_nobody_does(
             check=True,
             timeout=30,
         )
-        assert says in summary.read_text(), summary.read_text()
+        assert says in summary.read_text(), (where, summary.read_text(), proc.stderr)
         assert ("::warning::" in proc.stdout) is (reviewers == "[]")
 
 
