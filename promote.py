@@ -32,12 +32,10 @@ from components.settings import IMAGE_TAG_PATTERN
 from ops.stack import OnCallStack, open_stack
 from rollback import (
     AUTHOR_PATH,
-    PIN_KEY,
-    RESTORE_KEY,
-    TAG_KEY,
     RollbackError,
     actor,
     check_freeze,
+    deploy_pinned,
     image_repository,
     read_ledger,
 )
@@ -93,7 +91,7 @@ def run(argv: list[str]) -> int:
         if not args.yes and not _confirm(f"{what} to {args.target}?"):
             say("cancelled; nothing changed")
             return 1
-        return _deploy(target.stack, version, args.source, what)
+        return _deploy(target.stack, version, args.source)
     except (PromotionError, RollbackError, LedgerError, ServerAccessError) as error:
         say(f"REFUSED: {error}")
         return 2
@@ -102,17 +100,11 @@ def run(argv: list[str]) -> int:
         return 1
 
 
-def _deploy(stack: Any, version: ledger.Version, source: str, what: str) -> int:
+def _deploy(stack: Any, version: ledger.Version, source: str) -> int:
     from pulumi import automation as auto
 
-    assert version.tag and version.pinned
-    stack.remove_config(RESTORE_KEY, path=True)
-    stack.set_config(TAG_KEY, auto.ConfigValue(version.tag), path=True)
-    stack.set_config(PIN_KEY, auto.ConfigValue(version.pinned), path=True)
     stack.set_config(AUTHOR_PATH, auto.ConfigValue(actor()), path=True)
-    say(f"{what}: running pulumi up ({PIN_KEY}={version.pinned})")
-    result = stack.up(on_output=print, message=f"promote: {version.tag} from {source}")
-    outputs = {key: value.value for key, value in result.outputs.items()}
+    outputs = deploy_pinned(stack, version, f"promote: {version.tag} from {source}", say)
     say(
         f"DONE: {version.tag} promoted from {source}. Serving image {outputs.get('image')!r}; "
         f"backup taken before it: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"

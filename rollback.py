@@ -266,22 +266,29 @@ def mark(server: ServerAccess, image: str, reason: str, who: str) -> None:
 
 
 def _redeploy(stack: Any, chosen: Target, say: Any) -> int:
-    from pulumi import automation as auto
-
     version = chosen.version
-    assert version is not None and version.tag and version.pinned
-    stack.remove_config(RESTORE_KEY, path=True)
-    stack.set_config(TAG_KEY, auto.ConfigValue(version.tag), path=True)
-    stack.set_config(PIN_KEY, auto.ConfigValue(version.pinned), path=True)
-    say(f"{chosen.description}: running pulumi up ({PIN_KEY}={version.pinned})")
-    result = stack.up(on_output=print, message=f"rollback: {chosen.description}")
-    outputs = {key: value.value for key, value in result.outputs.items()}
+    assert version is not None
+    outputs = deploy_pinned(stack, version, f"rollback: {chosen.description}", say)
     say(
         f"DONE: {chosen.description}. Serving image {outputs.get('image')!r}; backup taken "
         f"before it: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}. The stack stays "
         f"pinned to it ({PIN_KEY}); to deploy a new version: pulumi config rm {PIN_KEY}"
     )
     return 0
+
+
+def deploy_pinned(stack: Any, version: Version, message: str, say: Any) -> dict[str, Any]:
+    """`pulumi up` of `version` exactly as it served (mcp:imageTag + mcp:imagePin, no restore,
+    nothing built); the stack's outputs."""
+    from pulumi import automation as auto
+
+    assert version.tag and version.pinned
+    stack.remove_config(RESTORE_KEY, path=True)
+    stack.set_config(TAG_KEY, auto.ConfigValue(version.tag), path=True)
+    stack.set_config(PIN_KEY, auto.ConfigValue(version.pinned), path=True)
+    say(f"{message}: running pulumi up ({PIN_KEY}={version.pinned})")
+    result = stack.up(on_output=print, message=message)
+    return {key: value.value for key, value in result.outputs.items()}
 
 
 def _restore(stack: Any, server: ServerAccess, chosen: Target, say: Any) -> int:

@@ -108,6 +108,26 @@ class E2EStack:
         return str(json.loads(body)["version"])
 
 
+def run_tool(
+    e2e: E2EStack, script: str, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """One of the project's commands (rollback.py, promote.py, oncall.py) as a user runs it:
+    with the stack's backend and passphrase, no terminal; its output joins the stack's log
+    (checked for secrets)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=ROOT,
+        env=e2e.stack.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    e2e.stack.log += [proc.stdout, proc.stderr]
+    return proc
+
+
 def stack_config(
     server: LocalServer, target: DeployTarget, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:

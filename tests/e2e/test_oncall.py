@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.e2e.conftest import run_tool
 from tests.e2e.test_rollback import rollback
 
 if TYPE_CHECKING:
@@ -26,18 +26,7 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package (local/server.sh install)
 
 
 def oncall(e2e: E2EStack, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "oncall.py"), "--stack", e2e.stack.name, *args],
-        cwd=ROOT,
-        env=e2e.stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    e2e.stack.log += [proc.stdout, proc.stderr]
-    return proc
+    return run_tool(e2e, "oncall.py", "--stack", e2e.stack.name, *args, timeout=300)
 
 
 def oncall_json(e2e: E2EStack, *args: str) -> Any:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import run_tool
 from tests.e2e.test_rollback import rollback
 
 if TYPE_CHECKING:
@@ -22,18 +21,7 @@ if TYPE_CHECKING:
 
 def promote(e2e: E2EStack, *args: str) -> subprocess.CompletedProcess[str]:
     """promote.py as CI runs it, with the (shared) backend and passphrase of the stacks."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "promote.py"), *args, "--yes"],
-        cwd=ROOT,
-        env=e2e.stack.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    e2e.stack.log += [proc.stdout, proc.stderr]
-    return proc
+    return run_tool(e2e, "promote.py", *args, "--yes")
 
 
 def ledger(e2e: E2EStack) -> list[dict[str, Any]]:

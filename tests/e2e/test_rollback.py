@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.release_ledger import image_tag
+from tests.e2e.conftest import run_tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,19 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def rollback(e2e: E2EStack, *args: str, confirm: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "rollback.py"), "--stack", e2e.stack.name, *args]
-        + (["--yes"] if confirm else []),
-        cwd=ROOT,
-        env=e2e.stack.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    e2e.stack.log += [proc.stdout, proc.stderr]
-    return proc
+    yes = ["--yes"] if confirm else []
+    return run_tool(e2e, "rollback.py", "--stack", e2e.stack.name, *args, *yes)
 
 
 def deploy_tag_for_one_run(e2e: E2EStack, tag: str) -> None:
