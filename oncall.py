@@ -164,7 +164,7 @@ def cmd_dashboard(targets: list[OnCallStack], args: argparse.Namespace) -> int:
 def notify_verdict(args: argparse.Namespace) -> notify.Verdict:
     if args.workflow == "deploy":
         return notify.deploy_verdict(
-            test=args.test, preview=args.preview, deploy=args.deploy,
+            test=args.test, preview=args.preview, staging=args.staging, deploy=args.deploy,
             release=args.release_outcome, release_exit_code=args.release_exit_code,
             smoke_test=args.smoke_test, auto_rollback=args.auto_rollback,
             commit=args.commit, actor=args.actor,
@@ -233,7 +233,9 @@ def parser() -> argparse.ArgumentParser:
     )
     note.add_argument("workflow", choices=("deploy", "rollback"), help="the run to report")
     results = notify.RESULTS
-    for option in ("--test", "--preview", "--deploy", "--smoke-test", "--auto-rollback"):
+    for option in (
+        "--test", "--staging", "--preview", "--deploy", "--smoke-test", "--auto-rollback"
+    ):
         note.add_argument(option, choices=results, default="", help="the job's result")
     note.add_argument("--rollback", choices=results, default="", help="the rollback job's result")
     note.add_argument(

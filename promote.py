@@ -2,7 +2,8 @@
 
     python promote.py --from staging --to production            # what serves on staging now
     python promote.py --from staging --to production --image-tag 3f2c1ab   # a tag that served
-    ... --yes                                                   # no confirmation (CI)
+    ... --yes                                                   # no confirmation
+    ... --check        # decide only, print `<tag> <tag>@<digest>`: the workflow previews that
 
 Build once, promote the digest: nothing is built or pushed. The image is the one the source's
 server recorded in its release ledger as served healthy, pinned by the digest it served with;
@@ -59,6 +60,12 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--to", dest="target", required=True, help="e.g. production")
     parser.add_argument("--image-tag", help="promote this tag (or unique prefix) that served")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="decide only: print `<tag> <tag>@<digest>` (what mcp:imageTag and mcp:imagePin\n"
+        "would be) and change nothing; the deploy workflow previews and applies that",
+    )
     args = parser.parse_args(argv)
 
     from pulumi import automation as auto
@@ -84,6 +91,10 @@ def run(argv: list[str]) -> int:
             image_tag=args.image_tag,
         )
         check_freeze(target.server, False, say)
+        if args.check:
+            say(f"{version.tag} ({version.digest}) served healthy on {args.source}: promotable")
+            print(f"{version.tag} {version.pinned}")
+            return 0
         what = (
             f"promote {version.tag} ({version.digest}) from {args.source}, where it served "
             f"healthy (last {version.last_served_at}, deployed by {version.served_by})"

@@ -79,6 +79,7 @@ def deploy_verdict(
     *,
     test: str,
     preview: str,
+    staging: str = "",
     deploy: str,
     release: str,
     release_exit_code: str,
@@ -160,6 +161,12 @@ def deploy_verdict(
             f"⚠️ {who} was deployed but the smoke test failed and no rollback ran "
             f"({auto_rollback or 'not run'}); consider the 'Rollback Production' workflow.",
             what, commit,
+        )  # fmt: skip
+    if staging == "failure":
+        return Verdict(
+            "not-released", False,
+            f"❌ {who} failed on staging (its deploy or its smoke test); nothing reached "
+            "production, which still runs the previous version.", "the staging job",
         )  # fmt: skip
     if preview == "failure":
         return Verdict(

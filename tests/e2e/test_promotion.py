@@ -46,6 +46,12 @@ def test_one_digest_goes_from_staging_to_production_and_each_rolls_back_alone(
     assert staging.served_version(http) == "v2"
     on_staging = served(staging)
 
+    # --check decides and changes nothing (the deploy workflow previews what it prints).
+    names = ("--from", staging.stack.name, "--to", production.stack.name)
+    checked = promote(staging, *names, "--check")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.split() == ["v2", f"v2@{on_staging['digest']}"]
+    assert production.served_version(http) == "v1"
     result = promote(staging, "--from", staging.stack.name, "--to", production.stack.name)
     assert result.returncode == 0, result.stdout + result.stderr
     assert production.served_version(http) == "v2"

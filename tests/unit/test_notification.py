@@ -82,6 +82,10 @@ def deploy(**results: str) -> notify.Verdict:
          "the automatic rollback to the last good version failed: act now"),
         ({"smoke_test": "failure", "auto_rollback": "skipped"}, "smoke-test-failed",
          "no rollback ran (skipped)"),
+        ({"staging": "failure", "preview": "skipped", "deploy": "skipped",
+          "smoke_test": "skipped"}, "not-released",
+         "3f2c1ab by octocat failed on staging (its deploy or its smoke test); nothing reached "
+         "production"),
         ({"preview": "failure", "deploy": "skipped", "smoke_test": "skipped"}, "not-released",
          "the preview of 3f2c1ab by octocat failed; nothing was deployed"),
         ({"test": "failure", "preview": "skipped", "deploy": "skipped", "smoke_test": "skipped"},
