@@ -149,15 +149,18 @@ def test_the_preview_environment_only_allows_main_and_has_no_reviewers(
     assert len(production.of_type(ENVIRONMENT)) == 2 and len(production.of_type(POLICY)) == 2
 
 
-def test_the_environments_are_the_ones_the_workflows_run_in(production: ProgramRun) -> None:
-    declared = {e.inputs["environment"] for e in production.of_type(ENVIRONMENT)}
+def test_the_environments_are_the_ones_the_workflows_run_in(run_program: Run) -> None:
+    """The committed GitHub stack (Pulumi.github.yaml) declares exactly the environments the
+    workflows' jobs run in."""
+    run = run_program(github_stack_config())
+    declared = {e.inputs["environment"] for e in run.of_type(ENVIRONMENT)}
     used = set()
     for path in WORKFLOWS:
         for job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].values():
             env = job.get("environment")
             if env is not None:
                 used.add(env["name"] if isinstance(env, dict) else env)
-    assert used == declared == {"production", "production-preview"}
+    assert used == declared == {"production", "production-preview", "staging"}
 
 
 def test_github_resources_use_an_explicit_provider_for_the_owner(production: ProgramRun) -> None:
