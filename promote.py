@@ -28,7 +28,7 @@ from typing import Any
 from components import release_ledger as ledger
 from components.promotion import PromotionError, choose_promotion
 from components.release_ledger import LedgerError
-from components.server_access import ServerAccessError
+from components.server_access import ServerAccess, ServerAccessError
 from components.settings import IMAGE_TAG_PATTERN
 from ops.stack import OnCallStack, open_stack
 from rollback import (
@@ -86,7 +86,7 @@ def run(argv: list[str]) -> int:
         say(f"reading the release ledgers of {args.source} and {args.target}")
         version = choose_promotion(
             read_ledger(source.server),
-            read_ledger(target.server),
+            target_ledger(target.server, args.target),
             source_name=args.source,
             image_tag=args.image_tag,
         )
@@ -109,6 +109,19 @@ def run(argv: list[str]) -> int:
     except auto.errors.CommandError as error:
         say(f"FAILED: pulumi reported an error; the target runs what the error says.\n{error}")
         return 1
+
+
+def target_ledger(server: ServerAccess, name: str) -> list[ledger.Entry]:
+    """The target's release ledger; empty when nothing was ever deployed there (no scripts
+    yet: the promotion is its first deploy)."""
+    script = f"{server.scripts_dir}/ledger.sh"
+    # Asked on its own so that an SSH failure stays an error, never "nothing deployed".
+    probe = 'if test -e "$1"; then echo yes; else echo no; fi'
+    found = server.run(["sh", "-c", probe, "-", script])
+    if found.strip() == "no":
+        say(f"nothing was ever deployed on {name} ({server.deploy_dir}): a first deploy")
+        return []
+    return read_ledger(server)
 
 
 def _deploy(stack: Any, version: ledger.Version, source: str) -> int:
