@@ -8,10 +8,11 @@ file is committed in the repository as production's is; the test jobs run PYTEST
 small real subset.
 
 The cases are one history of one stack, in order (each starts from what the previous left):
-push v1 -> push of a broken v2 (rolled back by release.sh) -> a pull request -> push v3, then a
-rollback to the last good version (v1) -> a rollback to the latest backup (v3) -> a rollback by
-a prefix of v1's tag (v1) -> two pushes at once, v4 and v5: v5's deploy waits for the stack
-lock v4's holds, then deploys (v5). One stack keeps the whole run bounded (tools/test.sh).
+push v1 -> two pushes at once, v1a and v1b on top of it: v1b's deploy waits for the stack lock
+v1a's holds, then deploys (v1b serves, and is "act-1" from then on) -> push of a broken v2
+(rolled back by release.sh) -> a pull request -> push v3, then a rollback to the last good
+version (v1b) -> a rollback to the latest backup (v3) -> a rollback by a prefix of v1b's tag.
+One stack keeps the whole run bounded (tools/test.sh).
 
 Two runs at once prove only the stack-lock half of "deploys never overlap": on GitHub,
 `concurrency: deploy-production` queues the second run before any of its jobs starts (one
@@ -40,7 +41,7 @@ from local.target import (
     create_deploy_target,
     destroy_deploy_target,
 )
-from tests.e2e.conftest import stack_config
+from tests.e2e.conftest import HEALTH_ATTEMPTS, HEALTH_TIMEOUT_S, stack_config
 from tests.e2e.webhook_sink import WebhookSink
 from tests.workflows.act.harness import (
     ACTOR,
@@ -282,6 +283,76 @@ def test_push_to_main_previews_then_applies_that_plan_and_the_new_version_serves
     assert sha in json.dumps(last) and ACTOR in json.dumps(last), last
 
 
+def test_two_pushes_at_once_the_second_waits_for_the_first_s_stack_lock(
+    runner: Runner, http: HttpProbe, pulumi_env: dict[str, str], work: Path
+) -> None:
+    """Two pushes to main, act-1a then act-1b on top of it, run at once: both preview the
+    stack as push v1 left it, then act-1a's deploy takes the Pulumi stack lock, and act-1b's
+    `pulumi up --plan` waits for it (retry-on-stack-lock.sh) and applies its plan once act-1a
+    has released; both succeed, in order, and act-1b serves at the end. From here on, act-1b
+    is "act-1" for the later cases: the good version that serves before the broken push.
+
+    On GitHub, `concurrency: deploy-production` queues the second run before any of its jobs
+    starts (one pending run per group; a newer push replaces the pending one; nothing is
+    cancelled half-way). act does not implement `concurrency:`, so only the stack-lock half is
+    proven here: the one that also keeps a rollback (its own group) and a deploy apart on
+    GitHub, where a rollback can start between a deploy's preview and its `up`, as act-1a
+    does here. The order is staged, not raced: each run is held (SIGSTOP to act) once its
+    preview has succeeded; act-1a goes on until its lock file is in the file backend, then
+    act-1b. act-1a is the sample app's `gated` mode: its health check passes only once this
+    test opens it, after act-1b has logged its wait, so the lock is held exactly as long as
+    needed (the stack's health deadline is raised to 300 s for these two commits, and set
+    back after). act-1b's commit is made in a clone of the repository: act copies the working
+    tree into each job when it starts, and act-1a's deploy job has not started then.
+
+    A preview taken *while* another update holds the stack is not staged: Pulumi previews take
+    no lock (on any backend), so that plan describes a half-applied state and the `up --plan`
+    that waited fails on it (seen under act: "expected resource operations ... but none were
+    seen", after the release had run). Nor after a rollback: a rollback deploys a pinned image
+    without building, so the build's resources are gone from the state the previews read, and
+    the second plan's "create" of them is a "replace" once the first push has made them again
+    ("create-replacement is not allowed by the plan"): hence this case right after push v1."""
+    stack = runner.stack
+    stack.pulumi.set_config("mcp:app.healthAttempts", "150")
+    stack.pulumi.set_config("mcp:app.healthTimeoutSeconds", "300")  # committed with act-1a
+    before = len(runner.ledger())
+    sha4, first = runner.start_push("act-1a", "gated")
+    runs = [first]
+    try:
+        clone = stack.repository.clone(work / "repo-second-push")
+        sha5, second = runner.start_push("act-1b", stack=replace(stack, repository=clone))
+        runs.append(second)
+        hold_after_preview(runs, 600)
+        first.resume()
+        wait_for("act-1a's stack lock", lambda: bool(stack_locks(pulumi_env, stack)), 300, first)
+        second.resume()
+        wait_for("act-1b waiting for the lock", lambda: LOCK_WAIT in second.log(), 300,
+                 first, second)  # fmt: skip
+        assert stack_locks(pulumi_env, stack), "the lock went before act-1b waited for it"
+        assert first.running(), first.log()[-6000:]
+        open_the_gate(http, stack, sha4)
+        one, two = first.wait(), second.wait()
+    finally:
+        for run in runs:
+            run.stop()
+    assert_jobs(one, DEPLOYED)
+    assert_jobs(two, DEPLOYED)
+    assert one.returncode == 0 and two.returncode == 0
+    assert LOCK_WAIT not in one.log
+    assert served(http, stack) == sha5
+    assert deployed_tag(runner) == sha5
+    released = [e for e in runner.ledger()[before:] if e.get("event") == "served"]
+    order = [sha for e in released for sha in (sha4, sha5) if sha in str(e.get("image"))]
+    assert order == [sha4, sha5], released
+    assert released[0]["at"] < released[1]["at"], released
+    # The next cases: act-1b is their act-1, and the next push has the usual health deadline
+    # again (the broken push fails its health check within it).
+    runner.history.commits["act-1"] = sha5
+    stack.repository.git("pull", "-q", "--ff-only", str(clone.path), "main")  # main is act-1b
+    stack.pulumi.set_config("mcp:app.healthAttempts", str(HEALTH_ATTEMPTS))
+    stack.pulumi.set_config("mcp:app.healthTimeoutSeconds", str(HEALTH_TIMEOUT_S))
+
+
 def test_a_broken_push_fails_the_deploy_keeps_the_previous_version_and_tells_slack(
     runner: Runner, http: HttpProbe
 ) -> None:
@@ -428,63 +499,3 @@ def open_the_gate(http: HttpProbe, stack: Stack, version: str) -> None:
             http.post(f"{base}/api/v1/open", "")
         time.sleep(1)
     pytest.fail(f"{version} never answered healthy at {stack.health_url}")
-
-
-def test_two_pushes_at_once_the_second_waits_for_the_first_s_stack_lock(
-    runner: Runner, http: HttpProbe, pulumi_env: dict[str, str], work: Path
-) -> None:
-    """Two pushes to main, act-4 then act-5 on top of it, run at once: both preview the stack
-    as it is (act-1 serving), then act-4's deploy takes the Pulumi stack lock, and act-5's
-    `pulumi up --plan` waits for it (retry-on-stack-lock.sh) and applies its plan once act-4
-    has released; both succeed, in order, and act-5 serves at the end.
-
-    On GitHub, `concurrency: deploy-production` queues the second run before any of its jobs
-    starts (one pending run per group; a newer push replaces the pending one; nothing is
-    cancelled half-way). act does not implement `concurrency:`, so only the stack-lock half is
-    proven here: the one that also keeps a rollback (its own group) and a deploy apart on
-    GitHub, where a rollback can start between a deploy's preview and its `up`, as act-4 does
-    here. The order is staged, not raced: each run is held (SIGSTOP to act) once its preview
-    has succeeded; act-4 goes on until its lock file is in the file backend, then act-5. act-4
-    is the sample app's `gated` mode: its health check passes only once this test opens it,
-    after act-5 has logged its wait, so the lock is held exactly as long as needed (the
-    stack's health deadline is raised to 300 s for these two commits). act-5's commit is made
-    in a clone of the repository: act copies the working tree into each job when it starts,
-    and act-4's deploy job has not started when act-5 is committed.
-
-    A preview taken *while* another update holds the stack is not staged: Pulumi previews take
-    no lock (on any backend), so that plan describes a half-applied state and the `up --plan`
-    that waited fails on it (seen under act: "expected resource operations ... but none were
-    seen", after the release had run)."""
-    stack = runner.stack
-    stack.pulumi.set_config("mcp:app.healthAttempts", "150")
-    stack.pulumi.set_config("mcp:app.healthTimeoutSeconds", "300")  # committed with act-4
-    before = len(runner.ledger())
-    sha4, first = runner.start_push("act-4", "gated")
-    runs = [first]
-    try:
-        clone = stack.repository.clone(work / "repo-second-push")
-        sha5, second = runner.start_push("act-5", stack=replace(stack, repository=clone))
-        runs.append(second)
-        hold_after_preview(runs, 600)
-        first.resume()
-        wait_for("act-4's stack lock", lambda: bool(stack_locks(pulumi_env, stack)), 300, first)
-        second.resume()
-        wait_for("act-5 waiting for the lock", lambda: LOCK_WAIT in second.log(), 300,
-                 first, second)  # fmt: skip
-        assert stack_locks(pulumi_env, stack), "the lock went before act-5 waited for it"
-        assert first.running(), first.log()[-6000:]
-        open_the_gate(http, stack, sha4)
-        one, two = first.wait(), second.wait()
-    finally:
-        for run in runs:
-            run.stop()
-    assert_jobs(one, DEPLOYED)
-    assert_jobs(two, DEPLOYED)
-    assert one.returncode == 0 and two.returncode == 0
-    assert LOCK_WAIT not in one.log
-    assert served(http, stack) == sha5
-    assert deployed_tag(runner) == sha5
-    released = [e for e in runner.ledger()[before:] if e.get("event") == "served"]
-    order = [sha for e in released for sha in (sha4, sha5) if sha in str(e.get("image"))]
-    assert order == [sha4, sha5], released
-    assert released[0]["at"] < released[1]["at"], released
