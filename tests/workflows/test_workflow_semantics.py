@@ -106,6 +106,7 @@ def test_top_level_permissions_read_only(wf: dict[str, Any], name: str) -> None:
 
 def test_job_permissions_are_minimal(wf: dict[str, Any]) -> None:
     allowed = {
+        (DEPLOY, "staging"): {"contents": "read", "packages": "write"},
         (DEPLOY, "preview"): {"contents": "read"},
         (DEPLOY, "deploy"): {"contents": "read", "packages": "write"},
         (DEPLOY, "smoke-test"): {},
@@ -131,18 +132,27 @@ def test_deploy_job_can_push_packages(wf: dict[str, Any]) -> None:
 
 
 def test_deploy_job_graph(wf: dict[str, Any]) -> None:
-    """test -> preview (the diff, before the approval) -> deploy (after it) -> smoke test."""
+    """test -> staging (build once, deploy, smoke test) -> preview (the diff, before the
+    approval) -> deploy (after it) -> smoke test. Staging is skipped only by a hotfix run or
+    PULUMI_STAGING_STACK=none; when it fails, production is not previewed nor deployed."""
     jobs = wf[DEPLOY]["jobs"]
     assert "skip_tests" in jobs["test"]["if"]
-    assert jobs["preview"]["needs"] in ("test", ["test"])
+    assert jobs["staging"]["needs"] in ("test", ["test"])
+    staging_if = jobs["staging"]["if"]
+    assert "inputs.hotfix" in staging_if and "vars.PULUMI_STAGING_STACK != 'none'" in staging_if
+    assert jobs["staging"]["environment"]["name"] == "staging"
+    assert jobs["preview"]["needs"] == ["test", "staging"]
     preview_if = jobs["preview"]["if"]
     assert "needs.test.result == 'success'" in preview_if
     assert "needs.test.result == 'skipped'" in preview_if
+    assert "needs.staging.result == 'success'" in preview_if
+    assert "needs.staging.result == 'skipped'" in preview_if
+    assert "needs.staging.result == 'failure'" not in preview_if
     assert jobs["deploy"]["needs"] in ("preview", ["preview"])
     assert "needs.preview.result == 'success'" in jobs["deploy"]["if"]
     assert jobs["smoke-test"]["needs"] in ("deploy", ["deploy"])
     assert "url" in jobs["deploy"]["outputs"]
-    assert {"test", "preview", "deploy", "smoke-test"} <= set(jobs["notify"]["needs"])
+    assert {"test", "staging", "preview", "deploy", "smoke-test"} <= set(jobs["notify"]["needs"])
 
 
 def test_every_job_deploys_the_stack_named_by_pulumi_stack_production_by_default(
@@ -153,10 +163,15 @@ def test_every_job_deploys_the_stack_named_by_pulumi_stack_production_by_default
     stack through it, none names `production` itself."""
     for name in (DEPLOY, ROLLBACK):
         assert wf[name]["env"]["PULUMI_STACK"] == "${{ vars.PULUMI_STACK || 'production' }}"
-        for _, script in run_blocks(wf[name]):
+        for job_id, script in run_blocks(wf[name]):
             assert "--stack production" not in script, name
-            if ("--stack" in script and "pulumi " in script) or "rollback.py" in script:
+            if (name, job_id) == (DEPLOY, "staging"):  # the staging stack's own seam
+                assert '--stack "$PULUMI_STACK"' not in script, script
+                if "--stack" in script:
+                    assert '--stack "$STAGING_STACK"' in script, script
+            elif ("--stack" in script and "pulumi " in script) or "rollback.py" in script:
                 assert '--stack "$PULUMI_STACK"' in script, script
+    assert wf[DEPLOY]["env"]["STAGING_STACK"] == "${{ vars.PULUMI_STAGING_STACK || 'staging' }}"
     preview_env = wf[TESTS]["jobs"]["preview"]["env"]
     assert preview_env["SOURCE_STACK"] == "${{ vars.PULUMI_STACK || 'production' }}"
 
@@ -182,7 +197,16 @@ def test_the_preview_job_shows_the_production_diff_and_saves_the_plan_the_deploy
     assert 'gzip -9c "${RUNNER_TEMP}/update-plan.json" | base64 -w0' in passed["run"]
     # The deploy job sets exactly the same config (the plan holds it), then applies the plan.
     deploy = jobs["deploy"]
-    assert step_named(preview_job, "Set image tag") == step_named(deploy, "Set image tag")
+    # The same commands; the pin (what staging served, or empty: build) passed along.
+    preview_tag = step_named(preview_job, "Set image tag")
+    deploy_tag = step_named(deploy, "Set image tag")
+    assert preview_tag["run"] == deploy_tag["run"]
+    assert preview_tag["env"]["PIN"] == "${{ steps.promotion.outputs.pin }}"
+    assert deploy_tag["env"]["PIN"] == "${{ needs.preview.outputs.pin }}"
+    assert {k: v for k, v in preview_tag["env"].items() if k != "PIN"} == {
+        k: v for k, v in deploy_tag["env"].items() if k != "PIN"
+    }
+    assert preview_job["outputs"]["pin"] == "${{ steps.promotion.outputs.pin }}"
     received = step_named(deploy, "The plan the reviewer saw")
     assert received["env"] == {"PLAN": "${{ needs.preview.outputs.plan }}"}
     assert 'gunzip > "${RUNNER_TEMP}/update-plan.json"' in received["run"]
@@ -645,6 +669,7 @@ def test_smoke_test_failure_message_says_whether_the_rollback_worked(
             "COMMIT": "3f2c1ab" + "0" * 33,
             "RUN_URL": "https://github.com/o/r/actions/runs/1",
             "TEST_RESULT": "success",
+            "STAGING_RESULT": "success",
             "PREVIEW_RESULT": "success",
             "DEPLOY_RESULT": "success",
             "SMOKE_RESULT": "failure",
@@ -727,7 +752,7 @@ def test_every_pulumi_action_installs_the_pinned_cli() -> None:
     assert {name for name, _, _ in found} == {DEPLOY, TESTS, ROLLBACK}
     # deploy-production: the preview job's two, deploy, auto-rollback, notify; rollback: the
     # rollback and notify jobs; tests: two
-    assert len(found) == 9, found
+    assert len(found) == 10, found
     for name, job_id, step in found:
         assert step.get("with", {}).get("pulumi-version") == version, (name, job_id, step)
 
@@ -761,7 +786,7 @@ def test_pip_is_pinned_in_one_place() -> None:
             assert pin < next(i for i, line in enumerate(lines) if "-r requirements" in line)
     # deploy: test, preview, deploy, auto-rollback, notify; tests: lint, test, preview;
     # rollback: rollback, notify
-    assert venvs == 10
+    assert venvs == 11
     sourced = subprocess.run(
         ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
         cwd=ROOT,
@@ -817,7 +842,9 @@ def test_only_production_jobs_read_the_deploy_secrets(wf: dict[str, Any]) -> Non
                     "production-preview"
                     if (name, job_id)
                     in ((DEPLOY, "preview"), (DEPLOY, "notify"), (ROLLBACK, "notify"))
-                    else ("production")
+                    else "staging"
+                    if (name, job_id) == (DEPLOY, "staging")
+                    else "production"
                 )
                 assert job.get("environment", {}).get("name") == expected, (name, job_id)
 
@@ -1048,6 +1075,7 @@ def test_deploy_failure_message_follows_the_release_events(
             "COMMIT": "3f2c1ab" + "0" * 33,
             "RUN_URL": "https://github.com/o/r/actions/runs/1",
             "TEST_RESULT": "success",
+            "STAGING_RESULT": "success",
             "PREVIEW_RESULT": "success",
             "DEPLOY_RESULT": "failure",
             "SMOKE_RESULT": "skipped",

@@ -188,9 +188,14 @@ def make_stack(
     values: MachineValues,
     config: dict[str, Any],
     services: Services,
+    *,
+    image_repository: str | None = None,
+    github: bool = True,
 ) -> Stack:
+    """A stack of its own image repository (or `image_repository`: a staging stack shares
+    production's), declaring the GitHub side at the stand-in unless `github` is False."""
     name = f"act-{secrets.token_hex(3)}"
-    image_repository = f"mcp/act-{secrets.token_hex(3)}"
+    image_repository = image_repository or f"mcp/act-{secrets.token_hex(3)}"
     stack = PulumiStack(name, env=dict(pulumi_env), cwd=repository.path)
     merged = {
         **config,
@@ -202,14 +207,15 @@ def make_stack(
             "dockerfile": "Dockerfile",
             "prepare": ["bash", "app/build.sh", "--context", ".build/app-context"],
         },
-        "mcp:github": {
+    }
+    if github:
+        merged["mcp:github"] = {
             "owner": OWNER,
             "repository": REPOSITORY,
             "apiUrl": services.github.base_url,
             "reviewerUserIds": [REVIEWER_ID],
             "pulumiBackendUrl": pulumi_env["PULUMI_BACKEND_URL"],
-        },
-    }
+        }
     stack.create(merged)
     stack.set_machine_values(values, image_tag="none-yet")
     stack.set_config("mcp:slackWebhookUrl", services.slack_url, secret=True)

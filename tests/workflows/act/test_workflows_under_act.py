@@ -149,6 +149,9 @@ class Runner:
         self.vars = {
             "PULUMI_BACKEND_URL": pulumi_env["PULUMI_BACKEND_URL"],
             "PYTEST_SELECTION": PYTEST_SELECTION,
+            # No staging stack here: production builds each push itself, the path a hotfix
+            # takes (test_staging_under_act.py runs the staging path).
+            "PULUMI_STAGING_STACK": "none",
         }
 
     def push(self, version: str, mode: str = "ok", *, log_name: str = "") -> tuple[str, ActResult]:
