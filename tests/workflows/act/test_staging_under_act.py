@@ -26,16 +26,12 @@ from local.target import (
     destroy_deploy_target,
 )
 from tests.e2e.conftest import stack_config
-from tests.e2e.webhook_sink import WebhookSink
 from tests.workflows.act.harness import (
     DEPLOY,
-    OWNER,
     PYTEST_SELECTION,
-    REPOSITORY,
     Repository,
     Services,
     Stack,
-    StandInWithComments,
     make_stack,
     push_payload,
     run_act,
@@ -50,20 +46,6 @@ class Pair:
     staging: Stack
     production: Stack
     targets: dict[str, DeployTarget]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("act-staging")
-
-
-@pytest.fixture(scope="module")
-def services(work: Path) -> Iterator[Services]:
-    github = StandInWithComments(OWNER, REPOSITORY, token=f"ghp_act{secrets.token_hex(16)}").start()
-    slack = WebhookSink(work).start()
-    yield Services(github, slack, slack.url(f"/services/T0STG/B0STG/{secrets.token_hex(8)}"))
-    github.stop()
-    slack.stop()
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,6 @@ from local.target import (
     destroy_deploy_target,
 )
 from tests.e2e.conftest import HEALTH_ATTEMPTS, HEALTH_TIMEOUT_S, stack_config
-from tests.e2e.webhook_sink import WebhookSink
 from tests.workflows.act.harness import (
     ACTOR,
     DEPLOY,
@@ -56,7 +55,6 @@ from tests.workflows.act.harness import (
     Repository,
     Services,
     Stack,
-    StandInWithComments,
     make_stack,
     pull_request_payload,
     push_payload,
@@ -70,20 +68,6 @@ from tests.workflows.act.harness import (
 # the deploy workflow builds the image (docker) and declares GitHub's side (github).
 PULUMI_PLUGINS = ("command", "docker", "github")
 REVIEWER = [{"type": "User", "id": 1234567}]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("act")
-
-
-@pytest.fixture(scope="module")
-def services(work: Path) -> Iterator[Services]:
-    github = StandInWithComments(OWNER, REPOSITORY, token=f"ghp_act{secrets.token_hex(16)}").start()
-    slack = WebhookSink(work).start()
-    yield Services(github, slack, slack.url(f"/services/T0ACT/B0ACT/{secrets.token_hex(8)}"))
-    github.stop()
-    slack.stop()
 
 
 @pytest.fixture(scope="module")
