@@ -151,6 +151,11 @@ def test_deploy_job_graph(wf: dict[str, Any]) -> None:
     assert jobs["deploy"]["needs"] in ("preview", ["preview"])
     assert "needs.preview.result == 'success'" in jobs["deploy"]["if"]
     assert jobs["smoke-test"]["needs"] in ("deploy", ["deploy"])
+    # A job without `if:` is skipped when any ancestor was (staging, in a hotfix run): every
+    # job after the optional staging job says when it runs.
+    for job_id in ("preview", "deploy", "smoke-test", "auto-rollback", "notify"):
+        assert "if" in jobs[job_id], job_id
+    assert "needs.deploy.result == 'success'" in jobs["smoke-test"]["if"]
     assert "url" in jobs["deploy"]["outputs"]
     assert {"test", "staging", "preview", "deploy", "smoke-test"} <= set(jobs["notify"]["needs"])
 
