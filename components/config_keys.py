@@ -245,7 +245,7 @@ KEYS: tuple[Key, ...] = (
     _k("proxy.image", "string", "ghcr.io/feustey/mcp-proxy:caddy-2.11.9",
        "the proxy image: by default the official Caddy image pinned by digest (the server pulls "
        "it); where the server cannot pull it, one built from source by `proxy/build.sh IMAGE "
-       "--push` (its launcher keeps the socket across a canary step's reload)",
+       "--push` (its launcher keeps the socket across a config reload)",
        default=STOCK_PROXY_IMAGE, check=PROXY_IMAGE_PATTERN,
        rule="must be an image reference with a tag or digest (the default, or one built with "
        "proxy/build.sh)"),

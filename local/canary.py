@@ -17,7 +17,7 @@ from local.prober import Prober, ProbeReport
 STEP_START = re.compile(r"canary step (\d+)/(\d+) \((\d+)%\): .*; from t=([0-9.]+)")
 STEP_END = re.compile(r"canary step (\d+)/\d+ \((\d+)%\) (passed|FAILED) at t=([0-9.]+)")
 # After a step's first log line the script writes the intent and the proxy loads its config:
-# requests sent in this time may still go by the previous step's weights.
+# requests sent in this time may still go by the previous step's split.
 SETTLE_S = 0.5
 
 

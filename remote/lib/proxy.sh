@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # One job: the proxy shared by blue-green and canary (sourced, never run): its container and
 # config, every change of where traffic goes (a switch from one colour to the other, a canary's
-# weighted split, its abort), and the record of which colour is live, kept true across a kill,
-# a reboot or a full disk at any point of a change. See remote/README.md "Strategies". The
+# split, its abort: each a swap of the slot files, bg_write_slots), and the record of which
+# colour is live, kept true across a kill, a reboot or a full disk at any point of a change. See remote/README.md "Strategies". The
 # bg_* functions need bluegreen.sh's globals (BG_PORT, BG_PROXY_DIR...); live_intent_colour is
 # what the read-only paths (live_colour in lib/compose.sh) use.
 #
@@ -11,6 +11,8 @@
 #   .deploy/live-colour.next  a change is (or was, if a run was killed) under way:
 #                             "<colour switched to> <blue port> <green port>", or for a canary
 #                             step "<new colour> <blue port> <green port> <percent>"
+#   .deploy/proxy/slots       -> slots.XXXXXX: 100 files, each the port one upstream slot of
+#                             the proxy dials (a share of P% is P slots: bg_write_slots)
 #   .deploy/proxy/access.log  the proxy's JSON access log, one line per request with the
 #                             upstream that answered it (the canary's gate reads it)
 #
@@ -37,8 +39,8 @@ write_atomic() {
 # proxy_routes DEPLOY_DIR: where the proxy sends traffic, "<from> PORT" (one upstream) or
 # "<from> PORT:WEIGHT PORT:WEIGHT" (a canary's split); <from> is "running" (asked of the
 # running proxy: admin API, unix socket) or "file" (its config file: what it loads when it
-# starts). A dial of {file./config/upstream-port} (bg_write_config) is the port in that file.
-# Fails when neither tells.
+# starts). With the slots config (bg_write_config) the ports are those in the slot files (as
+# with {file./config/upstream-port}, written by earlier versions). Fails when neither tells.
 proxy_routes() {
     local dir="$1/.deploy/proxy" conf="" from=running ports=() weights=() out="" i port
     if [[ -S $dir/admin.sock ]]; then
@@ -48,6 +50,11 @@ proxy_routes() {
     if [[ $conf != *'"dial"'* ]]; then
         conf=$(cat -- "$dir/caddy.json" 2>/dev/null || true) from=file
     fi
+    if [[ $conf == *'{file./config/slots/'* ]]; then
+        proxy_slot_routes "$dir/slots" "$from"
+        return
+    fi
+    # Written by earlier versions of these scripts (one upstream read from a file).
     if [[ $conf == *'{file./config/upstream-port}'* ]]; then
         port=$(head -n 1 -- "$dir/upstream-port" 2>/dev/null || true)
         [[ $port =~ ^[0-9]+$ ]] || return 1
@@ -62,6 +69,29 @@ proxy_routes() {
     fi
     for i in "${!ports[@]}"; do out+=" ${ports[i]}:${weights[i]:-1}"; done
     printf '%s%s' "$from" "$out"
+}
+
+# proxy_slot_routes SLOTS_DIR FROM: proxy_routes for the slots config (bg_write_slots): "FROM
+# PORT" when every slot dials PORT, else "FROM PORT:SLOTS PORT:SLOTS" (slots of 100: the
+# percentage), the larger share first. Fails when a slot file is missing or not a port.
+proxy_slot_routes() {
+    local file port out="" count
+    local -A slots=()
+    for file in "$1"/*; do
+        port=""
+        read -r port <"$file" 2>/dev/null || true
+        [[ $port =~ ^[0-9]+$ ]] || return 1
+        slots[$port]=$((${slots[$port]:-0} + 1))
+    done
+    ((${#slots[@]} >= 1)) || return 1
+    if ((${#slots[@]} == 1)); then
+        printf '%s %s' "$2" "${!slots[@]}"
+        return 0
+    fi
+    while read -r count port; do out+=" $port:$count"; done < <(
+        for port in "${!slots[@]}"; do printf '%s %s\n' "${slots[$port]}" "$port"; done | sort -k1,1nr -k2,2n
+    )
+    printf '%s%s' "$2" "$out"
 }
 
 # routes_old_colour ROUTES INTENT RECORDED: for a split (an interrupted canary), the colour it
@@ -185,7 +215,7 @@ bg_ensure_proxy_image() {
 
 # bg_proxy_kind: sets BG_PROXY_KIND to "launcher" for proxy/build.sh's image (label
 # mcp.proxy.caddy-version: its launcher binds --proxy-listen once and Caddy listens on that fd 3,
-# so a canary step's reload reuses the socket) or "stock" (e.g. the official caddy image, the
+# so a config reload reuses the socket) or "stock" (e.g. the official caddy image, the
 # default: Caddy binds --proxy-listen itself). Pulls the image if absent. Sets BG_ERROR.
 bg_proxy_kind() {
     local label
@@ -197,32 +227,62 @@ bg_proxy_kind() {
     [[ -z $label || $label == "<no value>" ]] || BG_PROXY_KIND=launcher
 }
 
-# bg_write_config PORT [PORT2 WEIGHT WEIGHT2]: the proxy's whole config, written atomically:
-# all traffic to 127.0.0.1:PORT, or split between PORT and PORT2 by weight (Caddy's
-# weighted_round_robin: with weights 9 and 1, one request in every 10 goes to PORT2). With
-# proxy/build.sh's image it listens on fd 3: the socket of --proxy-listen, bound once by the
-# image's launcher (proxy/launcher), so that a reload never opens a second socket; with a
-# stock Caddy image on --proxy-listen itself (bg_proxy_kind). Every request is logged (JSON,
-# access.log, rolled at 5 MB) with the upstream that answered it ("upstream": log_append).
-# With one upstream, the port is not in caddy.json but in $BG_PROXY_DIR/upstream-port (written
-# first, atomically), which Caddy reads for every request ({file.*} placeholder in "dial"):
-# caddy.json is then the same for either colour, and a proxy already running it is switched
-# by that file alone, without a reload (a reload drops requests: remote/README.md
-# "Strategies"). Sets BG_CONFIG_ID: the config's "@id" (a hash of it; GET /id/<it> answers
-# only when the proxy runs this very config).
+# The proxy's upstreams are BG_SLOTS slots, each dialing 127.0.0.1:{file./config/slots/NN}
+# (Caddy reads that file for every request it sends through the slot), taken in turn (Caddy's
+# round_robin): a percentage P of the requests goes to a colour by giving it P of the 100 slots,
+# spread evenly (at 10%, one request in ten). caddy.json is then the same for every route (all
+# traffic to one colour, or a canary's split): once the proxy runs it, a switch and a canary
+# step are a rewrite of the slot files, never a reload (a reload drops requests: remote/README.md
+# "Strategies").
+readonly BG_SLOTS=100
+
+# bg_write_slots PORT [PORT2 PERCENT2]: every slot dials PORT, or PERCENT2 of them PORT2. The
+# files are written in a new directory and swapped in by renaming the symlink
+# $BG_PROXY_DIR/slots (atomic: a request sees the old split or the new one, never a mix), so a
+# kill or a full disk leaves the previous split whole. The directory swapped out is kept until
+# the next change (a request may be opening a file in it); older ones are removed.
+bg_write_slots() {
+    local port=$1 other=${2:-} percent=${3:-0} dir previous name i d
+    dir=$(mktemp -d "$BG_PROXY_DIR/slots.XXXXXX") || return 1
+    for ((i = 0; i < BG_SLOTS; i++)); do
+        printf -v name '%02d' "$i"
+        # Slot i goes to PORT2 when the running share i*P/100 crosses a whole number: spread evenly.
+        if (((i + 1) * percent / BG_SLOTS > i * percent / BG_SLOTS)); then
+            printf '%s\n' "$other" >"$dir/$name" || break
+        else
+            printf '%s\n' "$port" >"$dir/$name" || break
+        fi
+    done 2>/dev/null
+    previous=$(readlink -- "$BG_PROXY_DIR/slots" 2>/dev/null || true)
+    if ((i < BG_SLOTS)) || ! ln -s -- "${dir##*/}" "$dir.link" 2>/dev/null ||
+        ! mv -fT -- "$dir.link" "$BG_PROXY_DIR/slots" 2>/dev/null; then
+        rm -rf -- "$dir" "$dir.link"
+        return 1
+    fi
+    for d in "$BG_PROXY_DIR"/slots.*; do
+        [[ -d $d && ! -L $d && ${d##*/} != "${dir##*/}" && ${d##*/} != "$previous" ]] || continue
+        rm -rf -- "$d"
+    done
+    return 0
+}
+
+# bg_write_config PORT [PORT2 PERCENT2]: the proxy's whole config, written atomically, then
+# its routes: the slots (bg_write_slots). With proxy/build.sh's image it listens on fd 3: the
+# socket of --proxy-listen, bound once by the image's launcher (proxy/launcher), so that a
+# reload (the first change after an upgrade of these scripts) never opens a second socket;
+# with a stock Caddy image on --proxy-listen itself (bg_proxy_kind). Every request is logged
+# (JSON, access.log, rolled at 5 MB) with the upstream that answered it ("upstream":
+# log_append). Sets BG_CONFIG_ID: the config's "@id" (a hash of it; GET /id/<it> answers only
+# when the proxy runs this very config).
 bg_write_config() {
-    local port=$1 tmp upstreams policy="" config listen=$PROXY_LISTEN
+    local tmp upstreams="" config listen=$PROXY_LISTEN i name
     [[ -n ${BG_PROXY_KIND:-} ]] || bg_proxy_kind || return 1
     [[ $BG_PROXY_KIND == stock ]] || listen=fd/3
-    upstreams="{\"dial\": \"127.0.0.1:{file./config/upstream-port}\"}"
-    if [[ -n ${2:-} ]]; then
-        upstreams="{\"dial\": \"127.0.0.1:$port\"}, {\"dial\": \"127.0.0.1:$2\"}"
-        policy="\"selection_policy\": {\"policy\": \"weighted_round_robin\", \"weights\": [$3, $4]}, "
-    fi
     mkdir -p -- "$BG_PROXY_DIR" || return 1
-    if [[ -z ${2:-} ]]; then
-        write_atomic "$BG_PROXY_DIR/upstream-port" "$port" || return 1
-    fi
+    for ((i = 0; i < BG_SLOTS; i++)); do
+        printf -v name '%02d' "$i"
+        upstreams+="${upstreams:+, }{\"dial\": \"127.0.0.1:{file./config/slots/$name}\"}"
+    done
     config=$(cat <<JSON
 {
   "admin": {"listen": "unix//config/admin.sock"},
@@ -246,7 +306,7 @@ bg_write_config() {
               "@id": "@ID@",
               "handler": "reverse_proxy",
               "upstreams": [$upstreams],
-              "load_balancing": {${policy}"try_duration": "5s", "try_interval": "250ms"}
+              "load_balancing": {"selection_policy": {"policy": "round_robin"}, "try_duration": "5s", "try_interval": "250ms"}
             }]
           }]
         }
@@ -258,11 +318,13 @@ JSON
 )
     BG_CONFIG_ID="mcp_$(printf '%s' "$config" | sha256sum | cut -c1-16)"
     tmp=$(mktemp "$BG_PROXY_DIR/caddy.json.XXXXXX") || return 1
-    if printf '%s\n' "${config/@ID@/$BG_CONFIG_ID}" >"$tmp" && chmod 600 -- "$tmp" && mv -f -- "$tmp" "$BG_PROXY_DIR/caddy.json"; then
-        return 0
+    if ! printf '%s\n' "${config/@ID@/$BG_CONFIG_ID}" >"$tmp" || ! chmod 600 -- "$tmp" || ! mv -f -- "$tmp" "$BG_PROXY_DIR/caddy.json"; then
+        rm -f -- "$tmp"
+        return 1
     fi
-    rm -f -- "$tmp"
-    return 1
+    # Last: the config is the same for every route, so a proxy already running it is only
+    # switched by this swap (and is untouched when anything before it failed).
+    bg_write_slots "$@"
 }
 
 # bg_admin PATH [CURL ARGS...]: a request to the proxy's admin API (unix socket).
@@ -317,32 +379,31 @@ bg_proxy_start() {
     return 1
 }
 
-# bg_point_proxy COLOUR [OTHER WEIGHT OTHER_WEIGHT]: send all new requests to COLOUR (or split
-# them between COLOUR and OTHER by weight: a canary step). Graceful: Caddy keeps its listener
-# and lets in-flight requests finish on the old upstream. A proxy already running the
-# one-upstream config is switched by upstream-port alone (bg_write_config): no reload, which
-# could drop a request (remote/README.md "Strategies"). Starts the proxy if needed (a
-# different --proxy-image replaces the container: a sub-second gap). Sets BG_ERROR.
+# bg_point_proxy COLOUR [OTHER PERCENT]: send all new requests to COLOUR (or PERCENT of them to
+# OTHER: a canary step). A proxy already running this config is switched by its slot files
+# alone (bg_write_slots): no reload, which could drop a request (remote/README.md
+# "Strategies"); in-flight requests finish on the upstream they went to. Otherwise (the first
+# switch, a new version of these scripts) the config is loaded (POST /load), or the proxy is
+# started (a different --proxy-image replaces the container: a sub-second gap). Sets BG_ERROR.
 bg_point_proxy() {
     local colour=$1 state out what handler
     BG_ERROR=""
     if [[ -n ${2:-} ]]; then
-        bg_write_config "${BG_PORT[$colour]}" "${BG_PORT[$2]}" "$3" "$4"
-        what="$colour and $2 (weights $3:$4)"
+        bg_write_config "${BG_PORT[$colour]}" "${BG_PORT[$2]}" "$3"
+        what="$colour and $2 ($3% to $2)"
     else
         bg_write_config "${BG_PORT[$colour]}"
         what="$colour (127.0.0.1:${BG_PORT[$colour]})"
     fi || {
-        BG_ERROR=${BG_ERROR:-cannot write $BG_PROXY_DIR/caddy.json}
+        BG_ERROR=${BG_ERROR:-cannot write $BG_PROXY_DIR/slots or caddy.json (disk full?): the proxy was not touched}
         return 1
     }
     state=$(bg_proxy_state)
     if [[ $state == "true $PROXY_IMAGE $PROXY_LISTEN" ]]; then
-        # It runs this very config (its @id, and its handler reads upstream-port: not a split
-        # made by hand from it): upstream-port, just written, switched it without a reload.
-        if [[ -z ${2:-} ]] && handler=$(bg_admin "/id/$BG_CONFIG_ID" 2>/dev/null) &&
-            [[ $handler == *'{file./config/upstream-port}'* && $handler != *'"weights"'* ]]; then
-            log "switched the proxy to $what: $BG_PROXY_DIR/upstream-port (no reload: it runs this config, $BG_CONFIG_ID)"
+        # It runs this very config (its @id, and its handler reads the slots: not a config made
+        # by hand from it): the slots, just swapped in, switched it without a reload.
+        if handler=$(bg_admin "/id/$BG_CONFIG_ID" 2>/dev/null) && [[ $handler == *'{file./config/slots/'* ]]; then
+            log "switched the proxy to $what: $BG_PROXY_DIR/slots (no reload: it runs this config, $BG_CONFIG_ID)"
             return 0
         fi
         log "switching the proxy to $what: POST /load to $BG_PROXY_DIR/admin.sock"
@@ -380,17 +441,12 @@ bg_switch() {
 # naming OLD. Returns 2 when nothing was touched (the intent could not be written), 1 when
 # the proxy may have moved. Sets BG_ERROR.
 bg_split() {
-    local new=$1 old=$2 percent=$3 a b g reason
-    a=$percent b=$((100 - percent))
-    for ((g = a; b > 0; )); do
-        local t=$((g % b))
-        g=$b b=$t
-    done
+    local new=$1 old=$2 percent=$3 reason
     if ! bg_record_intent "$new" "$percent"; then
         BG_ERROR="cannot write $BG_LIVE_FILE.next (disk full?): the proxy was not touched"
         return 2
     fi
-    bg_point_proxy "$old" "$new" $(((100 - percent) / g)) $((percent / g)) || return 1
+    bg_point_proxy "$old" "$new" "$percent" || return 1
     if ! reason=$(health_check "$HEALTH_URL" 5 15); then
         BG_ERROR="the public URL $HEALTH_URL is unhealthy through the proxy: $reason"
         return 1

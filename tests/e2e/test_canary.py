@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 RATE = 40.0
 STEPS = (10, 50, 100)
 HOLD_S = 6
-# The proxy's weighted round robin is exact (1 request in 10 at 10%); the prober's windows
-# are cut at the script's log lines, so a few requests at each edge may belong to the steps
+# The proxy's round robin over its 100 slots is exact (1 request in 10 at 10%); the prober's
+# windows are cut at the script's log lines, so a few requests at each edge may belong to the steps
 # around it.
 TOLERANCE = 0.05
 MAX_LATENCY_MS = 400  # the sample app answers in a few ms; `laggy` in 800 ms

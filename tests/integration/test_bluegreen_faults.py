@@ -149,36 +149,29 @@ def test_release_after_a_killed_canary_sends_the_split_back_to_the_old_colour(bg
     into the truly idle colour (blue) as usual."""
     serving_green(bg)
     blue, green = bg.colour_ports
+    # A canary step sends 10% to blue: every tenth of the proxy's 100 slot files names blue's
+    # port (bg_write_slots); Caddy reads them per request.
     split = (
-        f"cd {q(bg.state / 'proxy')} && sed "
-        """-e 's|"upstreams": \\[{"dial": "127.0.0.1:{file./config/upstream-port}"}\\]|"""
-        '"upstreams": '
-        f"""[{{"dial": "127.0.0.1:{green}"}}, {{"dial": "127.0.0.1:{blue}"}}]|' """
-        """-e 's|"load_balancing": {|"load_balancing": {"selection_policy": """
-        """{"policy": "weighted_round_robin", "weights": [9, 1]}, |' """
-        "caddy.json > split.json && mv split.json caddy.json && curl -fsS --unix-socket "
-        "admin.sock -H 'Content-Type: application/json' --data-binary @caddy.json "
-        "http://localhost/load"
+        f"cd {q(bg.state / 'proxy' / 'slots')} && for i in $(seq -w 0 99); do "
+        f'if (( 10#$i % 10 == 9 )); then echo {blue}; else echo {green}; fi > "$i"; done'
     )
     proc = bg.run(split)
     assert proc.returncode == 0, proc.stderr
-    assert '"weights": [9, 1]' in (bg.state / "proxy" / "caddy.json").read_text()
     bg.write_state("live-colour.next", f"blue {blue} {green} 10\n")
 
     proc = bg.pipeline("v1")
 
     assert proc.returncode == 0, proc.stderr
     assert (
-        f"reconciled: the proxy routes to a canary split (port:weight {green}:9 {blue}:1) left "
+        f"reconciled: the proxy routes to a canary split (port:weight {green}:90 {blue}:10) left "
         "by an interrupted canary release" in proc.stderr
     ), proc.stderr
     assert "sending all traffic back to colour green, the one it started from" in proc.stderr
     assert one_json_line(proc)["colour"] == "blue", "the release did not go to the idle colour"
     assert bg.live_colour() == "blue"
     assert not (bg.state / "live-colour.next").exists()
-    config = (bg.state / "proxy" / "caddy.json").read_text()
-    assert "weights" not in config and "{file./config/upstream-port}" in config, config
-    assert (bg.state / "proxy" / "upstream-port").read_text() == f"{blue}\n"
+    slots = sorted((bg.state / "proxy" / "slots").iterdir())
+    assert len(slots) == 100 and {f.read_text() for f in slots} == {f"{blue}\n"}, slots
 
 
 @pytest.mark.parametrize("case", ["after-switch", "stale-record"])

@@ -1,15 +1,18 @@
-"""Blue-green switches through the real proxy image lose no request, under a high-rate prober.
+"""Blue-green switches and canary splits through the real proxy image lose no request, under a
+high-rate prober.
 
 A switch used to be a Caddy `POST /load` of a whole new config: Caddy starts a new HTTP server
 on the shared socket (fd 3) and shuts the old one down. Go's net/http drops, without a
 response, a request it reads on a connection the old server had already accepted when
 `Server.Shutdown` begins (`conn.serve`: `if c.server.shuttingDown() { return }` right after
 `readRequest`), so about one request in 200 sent during a switch failed with "Remote end
-closed connection without response". Now a switch between colours rewrites
-`.deploy/proxy/upstream-port`, which Caddy reads per request (`{file.*}` in `dial`): no
-reload, no server shutdown. Here remote/lib/proxy.sh's own bg_point_proxy switches a proxy
-container (started as bg_proxy_start starts it) between two loopback backends 100 times
-while a prober sends 200 requests per second, each on a new connection.
+closed connection without response"; a canary's weighted steps reloaded too. Now the proxy's
+100 upstream slots dial `127.0.0.1:{file./config/slots/NN}`, which Caddy reads per request: a
+switch or a canary step swaps the slot files, and the config never changes (no reload, no server
+shutdown). Here remote/lib/proxy.sh's own bg_point_proxy moves a proxy container (started as
+bg_proxy_start starts it) between two loopback backends 100 times, through canary splits (10%,
+then 50% of the requests to the other colour) and whole switches, while a prober sends 200
+requests per second, each on a new connection.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ SWITCHES = 100
 RATE = 200.0
 PROXY_LIB = ROOT / "remote" / "lib" / "proxy.sh"
 
-# Sources lib/proxy.sh, starts the proxy as bg_proxy_start does, then switches it SWITCHES
-# times with bg_point_proxy (the function a release uses).
+# Sources lib/proxy.sh, starts the proxy as bg_proxy_start does, then moves it SWITCHES times
+# with bg_point_proxy (the function a release and a canary step use): 10% to the other colour,
+# 50%, all of it, and so on.
 SWITCH_SCRIPT = r"""
 set -euo pipefail
 lib=$1 PROXY_IMAGE=$2 PROXY_LISTEN=$3 BG_PROXY_DIR=$4 BG_PROXY_NAME=$5 switches=$6
@@ -56,10 +60,13 @@ for ((i = 0; i < 100; i++)); do
 done
 echo ready
 read -r _go
+live=blue other=green
 for ((i = 1; i <= switches; i++)); do
-    colour=green
-    ((i % 2)) || colour=blue
-    bg_point_proxy "$colour" || { log "switch $i failed: $BG_ERROR"; exit 1; }
+    case $((i % 3)) in
+        1) bg_point_proxy "$live" "$other" 10 ;;
+        2) bg_point_proxy "$live" "$other" 50 ;;
+        0) bg_point_proxy "$other" && read -r live other <<<"$other $live" ;;
+    esac || { log "switch $i failed: $BG_ERROR"; exit 1; }
     sleep 0.05
 done
 """
@@ -97,7 +104,7 @@ def backends() -> Iterator[tuple[ThreadingHTTPServer, ThreadingHTTPServer]]:
         server.server_close()
 
 
-def test_a_hundred_switches_under_load_lose_no_request(
+def test_a_hundred_switches_and_splits_under_load_lose_no_request(
     local_server: LocalServer,
     proxy_image: str,
     backends: tuple[ThreadingHTTPServer, ThreadingHTTPServer],
@@ -134,6 +141,9 @@ def test_a_hundred_switches_under_load_lose_no_request(
 
     assert proc.returncode == 0, stderr
     assert stderr.count("(no reload: it runs this config") == SWITCHES, stderr
+    steps = [i % 3 for i in range(1, SWITCHES + 1)]
+    assert stderr.count("(10% to ") == steps.count(1), stderr
+    assert stderr.count("(50% to ") == steps.count(2), stderr
     failed = report.failed
     assert not failed, (
         f"{len(failed)} of {report.sent} requests failed during {SWITCHES} switches: "

@@ -163,3 +163,45 @@ def test_a_config_that_reads_upstream_port_is_resolved_through_that_file(
     (deploy / ".deploy" / "proxy" / "caddy.json").write_text(config)
     (deploy / ".deploy" / "proxy" / "upstream-port").write_text(f"{routed}\n")
     assert live_colour(deploy) == expected
+
+
+def write_slots(deploy: Path, ports: list[int]) -> None:
+    """The slots config (bg_write_config: every upstream dials {file./config/slots/NN}) and
+    its slot files, as bg_write_slots leaves them: `slots` a symlink to a directory."""
+    config = caddy_json(0).replace("127.0.0.1:0", "127.0.0.1:{file./config/slots/00}")
+    proxy = deploy / ".deploy" / "proxy"
+    (proxy / "caddy.json").write_text(config)
+    (proxy / "slots.x1").mkdir()
+    for i, port in enumerate(ports):
+        (proxy / "slots.x1" / f"{i:02d}").write_text(f"{port}\n")
+    (proxy / "slots").symlink_to("slots.x1")
+
+
+@pytest.mark.parametrize(
+    ("intent", "ports", "expected"),
+    [
+        ("green 8001 8002\n", [8002] * 100, "green"),  # killed after a switch's slot swap
+        ("green 8001 8002\n", [8001] * 100, "blue"),  # killed before it
+        # killed during a canary step to green (10%): the colour it started from
+        ("green 8001 8002 10\n", [8002 if i % 10 == 9 else 8001 for i in range(100)], "blue"),
+        # killed during a canary started from green: green, whatever the record says
+        ("blue 8001 8002 50\n", [8001 if i % 2 else 8002 for i in range(100)], "green"),
+    ],
+)
+def test_a_slots_config_is_resolved_through_its_slot_files(
+    deploy: Path, intent: str, ports: list[int], expected: str
+) -> None:
+    (deploy / ".deploy" / "live-colour").write_text("blue\n")
+    (deploy / ".deploy" / "live-colour.next").write_text(intent)
+    write_slots(deploy, ports)
+    assert live_colour(deploy) == expected
+
+
+def test_an_unreadable_slot_leaves_the_record(deploy: Path) -> None:
+    """A slot file that is not a port: where the proxy routes cannot be told, so the recorded
+    colour stands (no guess)."""
+    (deploy / ".deploy" / "live-colour").write_text("blue\n")
+    (deploy / ".deploy" / "live-colour.next").write_text("green 8001 8002\n")
+    write_slots(deploy, [8002] * 100)
+    (deploy / ".deploy" / "proxy" / "slots.x1" / "07").write_text("")
+    assert live_colour(deploy) == "blue"
