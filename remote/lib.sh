@@ -22,6 +22,8 @@ source "$MCP_LIB_DIR/cleanup.sh"     # EXIT trap, signals, temp files
 source "$MCP_LIB_DIR/lock.sh"        # the deploy lock
 # shellcheck source-path=SCRIPTDIR source=lib/compose.sh
 source "$MCP_LIB_DIR/compose.sh"     # docker compose v2/v1, .env's MCP_IMAGE, the service
+# shellcheck source-path=SCRIPTDIR source=lib/proxy-routes.sh
+source "$MCP_LIB_DIR/proxy-routes.sh" # blue-green: the proxy's config and slot files, written and read
 # shellcheck source-path=SCRIPTDIR source=lib/proxy.sh
 source "$MCP_LIB_DIR/proxy.sh"       # blue-green: the proxy, the switch, the live colour's record
 # shellcheck source-path=SCRIPTDIR source=lib/health.sh

@@ -37,18 +37,21 @@ if TYPE_CHECKING:
 
 SWITCHES = 100
 RATE = 200.0
-PROXY_LIB = ROOT / "remote" / "lib" / "proxy.sh"
+PROXY_LIBS = [ROOT / "remote" / "lib" / name for name in ("proxy-routes.sh", "proxy.sh")]
 
-# Sources lib/proxy.sh, starts the proxy as bg_proxy_start does, then moves it SWITCHES times
-# with bg_point_proxy (the function a release and a canary step use): 10% to the other colour,
-# 50%, all of it, and so on.
+# Sources lib/proxy-routes.sh and lib/proxy.sh, starts the proxy as bg_proxy_start does, then
+# moves it SWITCHES times with bg_point_proxy (the function a release and a canary step use):
+# 10% to the other colour, 50%, all of it, and so on.
 SWITCH_SCRIPT = r"""
 set -euo pipefail
-lib=$1 PROXY_IMAGE=$2 PROXY_LISTEN=$3 BG_PROXY_DIR=$4 BG_PROXY_NAME=$5 switches=$6
-declare -A BG_PORT=([blue]=$7 [green]=$8)
+routes_lib=$1 proxy_lib=$2 PROXY_IMAGE=$3 PROXY_LISTEN=$4 BG_PROXY_DIR=$5 BG_PROXY_NAME=$6
+switches=$7
+declare -A BG_PORT=([blue]=$8 [green]=$9)
 log() { printf '[switch] %s\n' "$*" >&2; }
 # shellcheck source=/dev/null
-source "$lib"
+source "$routes_lib"
+# shellcheck source=/dev/null
+source "$proxy_lib"
 bg_write_config "${BG_PORT[blue]}"
 docker run -d --name "$BG_PROXY_NAME" --network host --user "$(id -u):$(id -g)" \
     --label "mcp.proxy.listen=$PROXY_LISTEN" -e "MCP_PROXY_LISTEN=$PROXY_LISTEN" \
@@ -115,7 +118,7 @@ def test_a_hundred_switches_and_splits_under_load_lose_no_request(
     proxy_dir = tmp_path / "proxy"
     proxy_dir.mkdir()
     name = f"mcpt-proxy-switch-{uuid.uuid4().hex[:8]}"
-    args = [str(PROXY_LIB), proxy_image, listen, str(proxy_dir), name, str(SWITCHES)]
+    args = [*map(str, PROXY_LIBS), proxy_image, listen, str(proxy_dir), name, str(SWITCHES)]
     proc = subprocess.Popen(
         ["bash", "-c", SWITCH_SCRIPT, "switch", *args, str(blue), str(green)],
         stdin=subprocess.PIPE,

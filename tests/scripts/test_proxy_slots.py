@@ -1,7 +1,7 @@
-"""bg_write_slots (remote/lib/proxy.sh): the proxy's 100 upstream slots, each a file Caddy reads
-per request. A canary's share is a count of slots spread evenly, and a change is one atomic
-swap of the `slots` symlink: a request sees the old split or the new one, and a full disk
-leaves the old one whole."""
+"""bg_write_slots (remote/lib/proxy-routes.sh): the proxy's 100 upstream slots, each a file
+Caddy reads per request. A canary's share is a count of slots spread evenly, and a change is
+one atomic swap of the `slots` symlink: a request sees the old split or the new one, and a
+full disk leaves the old one whole."""
 
 from __future__ import annotations
 
