@@ -64,3 +64,12 @@ def test_script_header(script) -> None:
     assert "set -euo pipefail" in text
     assert 'source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"' in text
     assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
+
+
+MAX_LINES = 400  # issue 20: one concern per file; a script past this is doing two jobs
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=name)
+def test_no_script_over_400_lines(script) -> None:
+    lines = len(script.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{name(script)} has {lines} lines: split a concern out of it"
