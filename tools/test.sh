@@ -58,4 +58,5 @@ shellcheck -x "${shell_files[@]}"
 # serially as before (tests/conftest.py puts them in one group); the others share the two.
 workers=${MCP_TEST_WORKERS:-2}
 say "running pytest ($workers workers; the server-bound tests in one of them, in order)"
-.venv/bin/python -m pytest tests -p no:cacheprovider -n "$workers" --dist loadgroup "$@"
+# --durations: the slowest tests, where the suite's time goes (issue 21).
+.venv/bin/python -m pytest tests -p no:cacheprovider -n "$workers" --dist loadgroup --durations=25 "$@"
