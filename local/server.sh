@@ -293,7 +293,7 @@ ensure_dockerd() {
     else
         log "starting dockerd..."
         setsid dockerd --pidfile "$DOCKERD_PID" --group docker \
-            </dev/null >>"$DOCKERD_LOG" 2>&1 &
+            </dev/null >>"$DOCKERD_LOG" 2>&1 8>&- &
         touch "$DOCKERD_OURS"
     fi
     local i
@@ -468,7 +468,7 @@ CONFIG
             die "port $HOST:$SSH_PORT is already in use by another program: stop it (ss -ltnp | grep :$SSH_PORT) or set MCP_LOCAL_SSH_PORT"
         fi
         log "starting sshd on $HOST:$SSH_PORT..."
-        "$sshd_bin" -f "$SSHD_CONFIG" -E "$SSHD_LOG" </dev/null >/dev/null 2>&1 \
+        "$sshd_bin" -f "$SSHD_CONFIG" -E "$SSHD_LOG" </dev/null >/dev/null 2>&1 8>&- \
             || { log_tail "$SSHD_LOG"; die "sshd failed to start: see $SSHD_LOG"; }
     fi
     local i
@@ -550,7 +550,7 @@ CONFIG
             die "port $REGISTRY is already in use by another program (the Debian docker-registry service?): stop it (ss -ltnp | grep :$REGISTRY_PORT) or set MCP_LOCAL_REGISTRY_PORT"
         fi
         log "starting registry on $REGISTRY..."
-        setsid docker-registry serve "$REGISTRY_CONFIG" </dev/null >>"$REGISTRY_LOG" 2>&1 &
+        setsid docker-registry serve "$REGISTRY_CONFIG" </dev/null >>"$REGISTRY_LOG" 2>&1 8>&- &
         echo "$!" >"$REGISTRY_PID"
     fi
     local i code=""
@@ -621,8 +621,16 @@ check_user_tools() {
 
 cmd_up() {
     need_root up
-    need_cmd docker ssh ssh-keygen runuser setsid curl
+    need_cmd docker ssh ssh-keygen runuser setsid curl flock
     ensure_state_dir
+    # One `up` at a time on this machine (two terminals, or the two test workers that use the
+    # server): the second waits, then finds everything up. The lock goes with this process: the
+    # daemons it starts do not inherit it (8>&- on each).
+    exec 8>"$STATE/up.lock"
+    if ! flock -n 8; then
+        log "another 'local/server.sh up' is running: waiting for it (flock $STATE/up.lock)"
+        flock 8
+    fi
     ensure_dockerd
     ensure_deploy_user
     ensure_docker_socket

@@ -8,6 +8,7 @@ none of them imports another's test modules. Everything here talks to loopback o
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
@@ -19,6 +20,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -472,6 +475,18 @@ def _build_and_push(argv: list[str], ref: str, timeout: float) -> None:
         )
 
 
+@contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """Exclusive on this machine while the block runs (flock on `<state dir>/<name>.lock`, the
+    state dir of local/server.sh): the two test workers that use the server check and build the
+    same images, one after the other, never both at once."""
+    state = Path(os.environ.get("MCP_LOCAL_STATE", "/var/lib/mcp-local"))
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(state / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_sample_images(server: LocalServer, names: list[str] | None = None) -> dict[str, str]:
     """Sample app images in the local registry: name -> image ref (`<registry>/mcp/app:<name>`).
 
@@ -480,6 +495,11 @@ def ensure_sample_images(server: LocalServer, names: list[str] | None = None) ->
     tag is rebuilt only when the registry lacks it or its labels do not match the current
     sources (label mcp.sample.source-sha256) and version/mode.
     """
+    with host_lock("sample-images"):
+        return _ensure_sample_images(server, names)
+
+
+def _ensure_sample_images(server: LocalServer, names: list[str] | None) -> dict[str, str]:
     source_hash = _source_hash(BUILD_SH)
     _docker_login_root(server)
     refs: dict[str, str] = {}
@@ -506,6 +526,11 @@ def ensure_proxy_image(server: LocalServer, *, stock_layout: bool = False) -> st
     `stock_layout`: the stand-in for the official caddy image (no launcher, caddy on PATH), which
     the deploy scripts run as they run a stock image; the official one cannot be pulled here.
     """
+    with host_lock("proxy-image"):
+        return _ensure_proxy_image(server, stock_layout)
+
+
+def _ensure_proxy_image(server: LocalServer, stock_layout: bool) -> str:
     source_hash = _source_hash(PROXY_BUILD_SH)
     _docker_login_root(server)
     tag = f"{PROXY_TAG}-stock-layout" if stock_layout else PROXY_TAG

@@ -49,14 +49,13 @@ bash tools/build-act.sh >/dev/null
 say "starting the local deploy target (local/server.sh up)"
 bash local/server.sh up
 
-say "lint: ruff and shellcheck"
+say "lint: ruff (shellcheck runs inside the suite, one test per shell file: tests/scripts/test_shellcheck.py)"
 .venv/bin/ruff check .
-mapfile -t shell_files < <(git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
-shellcheck -x "${shell_files[@]}"
 
-# Two workers (pytest-xdist): the tests that use the local server stay together in one of them,
-# serially as before (tests/conftest.py puts them in one group); the others share the two.
+# Two workers (pytest-xdist): the tests that use the local server run in two groups, each in
+# order in one worker, both at once (tests/conftest.py: integration + end-to-end, and the
+# workflows under act); the others fill in on both.
 workers=${MCP_TEST_WORKERS:-2}
-say "running pytest ($workers workers; the server-bound tests in one of them, in order)"
+say "running pytest ($workers workers; the server-bound tests in two groups, each in order)"
 # --durations: the slowest tests, where the suite's time goes (issue 21).
 .venv/bin/python -m pytest tests -p no:cacheprovider -n "$workers" --dist loadgroup --durations=25 "$@"

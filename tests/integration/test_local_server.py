@@ -38,6 +38,29 @@ def test_env_describes_the_server(local_server: LocalServer) -> None:
     assert local_server.base_dir.is_dir()
 
 
+def test_two_ups_at_once_both_succeed_and_no_daemon_keeps_the_lock(
+    local_server: LocalServer,
+) -> None:
+    """`up` takes a lock (the two test workers that use the server may both call it); the
+    daemons an `up` started must not inherit it, or every later `up` would wait forever."""
+    server_sh = Path(__file__).resolve().parents[2] / "local" / "server.sh"
+    ups = [
+        subprocess.Popen(
+            ["bash", str(server_sh), "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    for up in ups:
+        _, stderr = up.communicate(timeout=300)
+        assert up.returncode == 0, stderr
+    state = Path(local_server.private_key_path).parent  # the deploy key lives in the state dir
+    free = subprocess.run(
+        ["flock", "-n", str(state / "up.lock"), "true"], capture_output=True, check=False
+    )
+    assert free.returncode == 0, "something still holds local/server.sh's up.lock"
+
+
 def test_ssh_as_deploy_user_runs_docker(local_server: LocalServer) -> None:
     proc = local_server.ssh("id -un && docker info --format '{{.ServerVersion}}'", check=True)
     user, version = proc.stdout.split()

@@ -250,11 +250,25 @@ def runner_environment(
         "no_proxy": "127.0.0.1,localhost",
     }
     if "PULUMI_HOME" in pulumi_env:
-        env["PULUMI_HOME"] = pulumi_env["PULUMI_HOME"]
+        toolchain_home = Path(pulumi_env["PULUMI_HOME"])
+        env["PULUMI_HOME"] = str(_runner_pulumi_home(toolchain_home, docker_config))
     for key, value in os.environ.items():  # how this machine reaches the package registries
         if key.lower() in ("http_proxy", "https_proxy") or key.startswith("PIP_"):
             env[key] = value
     return env
+
+
+def _runner_pulumi_home(toolchain_home: Path, docker_config: Path) -> Path:
+    """The runner's own PULUMI_HOME, next to its Docker config: the toolchain's plugins (a
+    symlink, nothing copied), and its own credentials.json and workspaces. The workflows'
+    `pulumi login` writes there, never in the toolchain's home that the end-to-end tests use at
+    the same time (tests/conftest.py runs the act cases beside them)."""
+    home = docker_config.with_name("pulumi-home")
+    home.mkdir(parents=True, exist_ok=True)
+    plugins = home / "plugins"
+    if not plugins.is_symlink():
+        plugins.symlink_to(toolchain_home / "plugins", target_is_directory=True)
+    return home
 
 
 def _combined_ca_bundle(extra: Path) -> Path:
