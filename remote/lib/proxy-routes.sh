@@ -77,6 +77,10 @@ proxy_slot_routes() {
 # "Strategies").
 readonly BG_SLOTS=100
 
+# bg_slot_name VAR I: sets VAR to slot I's file name (00..99), in the slot directory and in
+# caddy.json's dials alike.
+bg_slot_name() { printf -v "$1" '%02d' "$2"; }
+
 # bg_write_slots PORT [PORT2 PERCENT2]: every slot dials PORT, or PERCENT2 of them PORT2. The
 # files are written in a new directory and swapped in by renaming the symlink
 # $BG_PROXY_DIR/slots (atomic: a request sees the old split or the new one, never a mix), so a
@@ -86,7 +90,7 @@ bg_write_slots() {
     local port=$1 other=${2:-} percent=${3:-0} dir previous name i d
     dir=$(mktemp -d "$BG_PROXY_DIR/slots.XXXXXX") || return 1
     for ((i = 0; i < BG_SLOTS; i++)); do
-        printf -v name '%02d' "$i"
+        bg_slot_name name "$i"
         # Slot i goes to PORT2 when the running share i*P/100 crosses a whole number: spread evenly.
         if (((i + 1) * percent / BG_SLOTS > i * percent / BG_SLOTS)); then
             printf '%s\n' "$other" >"$dir/$name" || break
@@ -101,7 +105,11 @@ bg_write_slots() {
         return 1
     fi
     for d in "$BG_PROXY_DIR"/slots.*; do
-        [[ -d $d && ! -L $d && ${d##*/} != "${dir##*/}" && ${d##*/} != "$previous" ]] || continue
+        if [[ -L $d ]]; then # slots.XXXXXX.link: a swap killed between ln and mv (never live)
+            rm -f -- "$d"
+            continue
+        fi
+        [[ -d $d && ${d##*/} != "${dir##*/}" && ${d##*/} != "$previous" ]] || continue
         rm -rf -- "$d"
     done
     return 0
@@ -121,7 +129,7 @@ bg_write_config() {
     [[ $BG_PROXY_KIND == stock ]] || listen=fd/3
     mkdir -p -- "$BG_PROXY_DIR" || return 1
     for ((i = 0; i < BG_SLOTS; i++)); do
-        printf -v name '%02d' "$i"
+        bg_slot_name name "$i"
         upstreams+="${upstreams:+, }{\"dial\": \"127.0.0.1:{file./config/slots/$name}\"}"
     done
     config=$(cat <<JSON

@@ -69,6 +69,22 @@ def test_a_change_swaps_the_symlink_and_keeps_only_the_previous_directory(tmp_pa
     assert set(slot_ports(tmp_path)) == {GREEN}
 
 
+def test_a_link_left_by_a_swap_killed_before_its_rename_is_removed_by_the_next(
+    tmp_path: Path,
+) -> None:
+    """A kill between `ln -s` and `mv` leaves `slots.XXXXXX.link` (never live: the live link is
+    `slots`); the next change removes it, and the directory it named, and serves its own split."""
+    assert write_slots(tmp_path, BLUE).returncode == 0
+    before = str((tmp_path / "slots").readlink())
+    (tmp_path / "slots.killed").mkdir()
+    (tmp_path / "slots.killed.link").symlink_to("slots.killed")
+    assert write_slots(tmp_path, BLUE, GREEN, 10).returncode == 0
+    now = str((tmp_path / "slots").readlink())
+    left = {p.name for p in tmp_path.iterdir() if p.name.startswith("slots.")}
+    assert left == {now, before}, left
+    assert slot_ports(tmp_path).count(GREEN) == 10
+
+
 def test_a_full_disk_leaves_the_previous_split_whole(tmp_path: Path) -> None:
     """On a tmpfs with room for one set of slots (a page per file), the second change fails:
     bg_write_slots says so (non-zero), `slots` still names the first split, nothing is left
