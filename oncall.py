@@ -234,7 +234,12 @@ def parser() -> argparse.ArgumentParser:
     note.add_argument("workflow", choices=("deploy", "rollback"), help="the run to report")
     results = notify.RESULTS
     for option in (
-        "--test", "--staging", "--preview", "--deploy", "--smoke-test", "--auto-rollback"
+        "--test",
+        "--staging",
+        "--preview",
+        "--deploy",
+        "--smoke-test",
+        "--auto-rollback",
     ):
         note.add_argument(option, choices=results, default="", help="the job's result")
     note.add_argument("--rollback", choices=results, default="", help="the rollback job's result")

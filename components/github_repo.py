@@ -186,9 +186,7 @@ class GitHubSetup(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        after = pulumi.ResourceOptions(
-            parent=self, provider=self.provider, depends_on=[declared]
-        )
+        after = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[declared])
         github.RepositoryEnvironmentDeploymentPolicy(
             f"{name}-{suffix}-main-only",
             repository=settings.repository,

@@ -49,8 +49,9 @@ bash tools/build-act.sh >/dev/null
 say "starting the local deploy target (local/server.sh up)"
 bash local/server.sh up
 
-say "lint: ruff (shellcheck runs inside the suite, one test per shell file: tests/scripts/test_shellcheck.py)"
+say "lint: ruff check and ruff format --check (shellcheck runs inside the suite, one test per shell file: tests/scripts/test_shellcheck.py)"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 
 # Two workers (pytest-xdist): the tests that use the local server run in two groups, each in
 # order in one worker, both at once (tests/conftest.py: integration + end-to-end, and the
