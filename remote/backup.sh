@@ -48,14 +48,11 @@ parse_opts "$@"
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
 require --backup-dir "$BACKUP_DIR" /opt/mcp-backups
 require --keep "$KEEP" 10
-require --service "$SERVICE" mcp-api-prod
-require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
+check_compose_opts "$COMPOSE_FILE" "$SERVICE"
 check_posint --keep "$KEEP"
 check_posint --min-free-mb "$MIN_FREE_MB"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
-check_name --service "$SERVICE" mcp-api-prod
-check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")
 check_project --project "$PROJECT"
 check_dir --deploy-dir "$DEPLOY_DIR" /opt/mcp

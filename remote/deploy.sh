@@ -47,12 +47,9 @@ freeze_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
-require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-require --service "$SERVICE" mcp-api-prod
+check_compose_opts "$COMPOSE_FILE" "$SERVICE"
 require --image "$IMAGE" "$IMAGE_EXAMPLE"
 check_image --image "$IMAGE"
-check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-check_name --service "$SERVICE" mcp-api-prod
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 if [[ -n $ENV_FILE ]]; then
     check_filename --env-file "$ENV_FILE" .env.production

@@ -31,10 +31,7 @@ FOLLOW=0
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
-require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-require --service "$SERVICE" mcp-api-prod
-check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-check_name --service "$SERVICE" mcp-api-prod
+check_compose_opts "$COMPOSE_FILE" "$SERVICE"
 check_posint --lines "$LINES"
 [[ -z $SINCE || $SINCE =~ ^[0-9A-Za-z:.+-]{1,40}$ ]] ||
     die "$E_ARG" "--since must be a duration or a time, got $(shown "$SINCE") (e.g. --since 10m or --since 2026-12-01T10:00:00Z)"

@@ -78,17 +78,8 @@ freeze_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
-require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-require --service "$SERVICE" mcp-api-prod
-require --health-url "$HEALTH_URL" http://localhost:8000/api/v1/health
-require --attempts "$ATTEMPTS" 10
-require --timeout "$TIMEOUT" 60
-check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-check_name --service "$SERVICE" mcp-api-prod
-check_url --health-url "$HEALTH_URL"
-check_posint --attempts "$ATTEMPTS"
-check_posint --timeout "$TIMEOUT"
-health_validate
+check_compose_opts "$COMPOSE_FILE" "$SERVICE"
+check_health_opts "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT"
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
 bg_validate

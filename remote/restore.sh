@@ -74,18 +74,9 @@ parse_opts "$@"
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
 require --backup-dir "$BACKUP_DIR" /opt/mcp-backups
 require --backup "$BACKUP" "20251017_143025 (or latest)"
-require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-require --service "$SERVICE" mcp-api-prod
-require --health-url "$HEALTH_URL" http://localhost:8000/api/v1/health
-require --attempts "$ATTEMPTS" 10
-require --timeout "$TIMEOUT" 60
+check_compose_opts "$COMPOSE_FILE" "$SERVICE"
+check_health_opts "$HEALTH_URL" "$ATTEMPTS" "$TIMEOUT"
 check_backup_id --backup "$BACKUP" 1
-check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-check_name --service "$SERVICE" mcp-api-prod
-check_url --health-url "$HEALTH_URL"
-check_posint --attempts "$ATTEMPTS"
-check_posint --timeout "$TIMEOUT"
-health_validate
 check_nonneg_int --lock-timeout "$LOCK_TIMEOUT"
 consistency_validate
 check_posint --min-free-mb "$MIN_FREE_MB"

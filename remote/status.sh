@@ -35,11 +35,8 @@ health_register_options
 parse_opts "$@"
 
 require --deploy-dir "$DEPLOY_DIR" /opt/mcp
-require --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-require --service "$SERVICE" mcp-api-prod
+check_compose_opts "$COMPOSE_FILE" "$SERVICE"
 require --health-url "$HEALTH_URL" http://localhost:8000/api/v1/health
-check_filename --compose-file "$COMPOSE_FILE" docker-compose.production.yml
-check_name --service "$SERVICE" mcp-api-prod
 check_url --health-url "$HEALTH_URL"
 health_validate
 [[ -n $PROJECT ]] || PROJECT=$(default_project "$DEPLOY_DIR")

@@ -82,6 +82,27 @@ require() {
     [[ -n $2 ]] || die "$E_ARG" "$1 is required (e.g. $1 $3)"
 }
 
+# check_compose_opts COMPOSE_FILE SERVICE: --compose-file and --service, given and well formed
+# (every script that runs compose).
+check_compose_opts() {
+    require --compose-file "$1" docker-compose.production.yml
+    require --service "$2" mcp-api-prod
+    check_filename --compose-file "$1" docker-compose.production.yml
+    check_name --service "$2" mcp-api-prod
+}
+
+# check_health_opts HEALTH_URL ATTEMPTS TIMEOUT: the health check's options, given and well
+# formed (the scripts that wait for the app to answer healthy), and --health-status.
+check_health_opts() {
+    require --health-url "$1" http://localhost:8000/api/v1/health
+    require --attempts "$2" 10
+    require --timeout "$3" 60
+    check_url --health-url "$1"
+    check_posint --attempts "$2"
+    check_posint --timeout "$3"
+    health_validate
+}
+
 # require_together OPT VALUE EXAMPLE [OPT VALUE EXAMPLE...]: if any is given, all are needed.
 require_together() {
     local args=("$@") i any=0 names=() missing=() examples=()
