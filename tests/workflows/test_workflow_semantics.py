@@ -772,9 +772,14 @@ def test_every_setup_go_installs_the_pinned_go() -> None:
         assert step["with"]["go-version"] == version, (name, job_id)
 
 
+VENV_SCRIPT = ROOT / ".github" / "scripts" / "python-venv.sh"
+VENV_STEP = re.compile(r"bash \.github/scripts/python-venv\.sh requirements(-dev)?\.txt")
+
+
 def test_pip_is_pinned_in_one_place() -> None:
-    """Every virtualenv a workflow makes gets pip==PIP_VERSION (tools/toolchain-versions.sh,
-    sourced by the step), never `--upgrade pip` (whatever PyPI serves that day)."""
+    """Every virtualenv a workflow makes is made by .github/scripts/python-venv.sh, which gives
+    it pip==PIP_VERSION (tools/toolchain-versions.sh, sourced by the script) before the
+    requirements; never `--upgrade pip` (whatever PyPI serves that day)."""
     version = toolchain_versions()["PIP_VERSION"]
     assert re.match(r"^\d+\.\d+(\.\d+)?$", version), version
     venvs = 0
@@ -782,17 +787,18 @@ def test_pip_is_pinned_in_one_place() -> None:
         text = path.read_text(encoding="utf-8")
         assert "--upgrade pip" not in text and "-U pip" not in text, path.name
         for job_id, script in run_blocks(load_workflow(path)):
-            if "pip install" not in script:
-                continue
-            lines = [line.strip() for line in script.splitlines()]
-            assert "python -m venv .venv" in lines, (path.name, job_id)
-            venvs += 1
-            pin = lines.index('.venv/bin/python -m pip install "pip==${PIP_VERSION}"')
-            assert lines.index("source tools/toolchain-versions.sh") < pin, (path.name, job_id)
-            assert pin < next(i for i, line in enumerate(lines) if "-r requirements" in line)
-    # deploy: test, preview, deploy, auto-rollback, notify; tests: lint, test, preview;
+            if "pip install" in script or "venv" in script:
+                assert VENV_STEP.fullmatch(script.strip()), (path.name, job_id, script)
+                venvs += 1
+    # deploy: test, preview, staging, deploy, auto-rollback, notify; tests: lint, test, preview;
     # rollback: rollback, notify
     assert venvs == 11
+    lines = [line.strip() for line in VENV_SCRIPT.read_text().splitlines()]
+    pin = lines.index('.venv/bin/python -m pip install "pip==${PIP_VERSION}"')
+    assert lines.index("python -m venv .venv") < pin
+    sources = [line for line in lines[:pin] if line.startswith("source ")]
+    assert any("tools/toolchain-versions.sh" in line for line in sources), sources
+    assert pin < lines.index('.venv/bin/python -m pip install -r "$requirements"')
     sourced = subprocess.run(
         ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
         cwd=ROOT,

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The job's virtualenv, the same in every workflow job that runs Python: .venv (Pulumi.yaml names
+# it as the program's), pip itself at PIP_VERSION (tools/toolchain-versions.sh: the Pulumi
+# language host runs `python -m pip` before every program run, and the pinned pip answers in
+# about half the time of the one a fresh venv starts with), then the pinned requirements file
+# given. On a runner, .venv/bin goes first on the job's PATH for the next steps.
+#
+#   bash .github/scripts/python-venv.sh requirements.txt       # what the program and tools need
+#   bash .github/scripts/python-venv.sh requirements-dev.txt   # + the linters and the tests
+set -euo pipefail
+
+requirements=${1:-}
+if [[ $# -ne 1 || ! -f $requirements ]]; then
+  echo "::error::python-venv.sh: give one requirements file that exists in the checkout (requirements.txt or requirements-dev.txt), got: ${*:-nothing}" >&2
+  exit 2
+fi
+# shellcheck source=tools/toolchain-versions.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../../tools/toolchain-versions.sh"
+
+python -m venv .venv
+.venv/bin/python -m pip install "pip==${PIP_VERSION}"
+.venv/bin/python -m pip install -r "$requirements"
+if [[ -n ${GITHUB_PATH:-} ]]; then
+  echo "${PWD}/.venv/bin" >>"$GITHUB_PATH"
+fi
