@@ -1,17 +1,17 @@
 """Runs with pytest-xdist (`-n 2 --dist loadgroup`, as tools/test.sh does). The tests that use
-the local deploy target (sshd, Docker and the registry on 127.0.0.1) run in two groups, each in
-one worker, in order, in one session:
+the local deploy target (sshd, Docker and the registry on 127.0.0.1) run in groups, each in one
+worker, its tests in order, never two tests of a group at once:
 
-* `local-server`: tests/integration and tests/e2e;
-* `local-server-act`: tests/workflows/act, the workflows run by act (about a third of the
-  server-bound time, one stack's history in order).
+* `local-server-act`: tests/workflows/act, the workflows run by act (one stack's history, in
+  order; the longest group, so it starts first);
+* one group per module of tests/integration and tests/e2e (each module's fixtures, targets and
+  stacks are its own).
 
-The two groups run at the same time, on the same server: every test makes its own deploy target
-(its own directories, ports, compose project and stack), so they share only the daemons, the
-sample images (built under a host-wide lock, local/target.py) and the toolchain (read only; act's
-runs get their own PULUMI_HOME). Within a group nothing runs at the same time as anything else.
-The tests that need no server (unit tests on Pulumi's mocks, scripts on stubs, workflow files)
-are spread over both workers.
+Two groups run at the same time, one per worker, on the same server: every test makes its own
+deploy target (its own directories, ports, compose project and stack), so they share only the
+daemons, the sample and proxy images (built under a host-wide lock, local/target.py) and the
+toolchain (read only; act's runs get their own PULUMI_HOME). The tests that need no server (unit
+tests on Pulumi's mocks, scripts on stubs, workflow files) come last, spread over both workers.
 """
 
 from __future__ import annotations
@@ -21,31 +21,34 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-# The folders whose tests use the local server, and the group each runs in (in order, in one
-# worker); everything else runs anywhere.
-SERVER_GROUPS = {
-    TESTS / "integration": "local-server",
-    TESTS / "e2e": "local-server",
-    TESTS / "workflows" / "act": "local-server-act",
-}
+ACT = TESTS / "workflows" / "act"
+# The folders whose every module is a group of its own.
+SERVER_MODULES = (TESTS / "integration", TESTS / "e2e")
+ACT_GROUP = "local-server-act"
 
 
 def server_group(path: Path) -> str | None:
     """The xdist group of a test file that uses the local server, or None."""
-    for folder, group in SERVER_GROUPS.items():
-        if path.is_relative_to(folder):
-            return group
+    if path.is_relative_to(ACT):
+        return ACT_GROUP
+    if any(path.is_relative_to(folder) for folder in SERVER_MODULES):
+        return f"local-server-{path.parent.name}-{path.stem}"  # no "@": xdist splits at it
     return None
+
+
+def _schedule_rank(item: pytest.Item) -> int:
+    """act's group first, then the other server-bound modules, then the tests with no server."""
+    group = server_group(item.path)
+    return 0 if group == ACT_GROUP else 1 if group is not None else 2
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     loadgroup = bool(getattr(config.option, "loadgroup", False))  # set in xdist's workers
-    # The server-bound groups first, in SERVER_GROUPS' order (each keeps its own order): xdist
-    # hands out work in collection order, so each long group starts at once on a worker of its
-    # own, and the short tests that need no server fill in around them.
-    group_rank = {group: rank for rank, group in enumerate(dict.fromkeys(SERVER_GROUPS.values()))}
-    items.sort(key=lambda item: group_rank.get(server_group(item.path) or "", len(group_rank)))
+    # xdist hands out work in collection order: the longest group starts at once on one worker,
+    # the server-bound modules go through the other (and then both), and the short tests that
+    # need no server fill in at the end. A stable sort: each group keeps its order.
+    items.sort(key=_schedule_rank)
     for item in items:
         group = server_group(item.path)
         if group is not None:

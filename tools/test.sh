@@ -53,10 +53,10 @@ say "lint: ruff check and ruff format --check (shellcheck runs inside the suite,
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
-# Two workers (pytest-xdist): the tests that use the local server run in two groups, each in
-# order in one worker, both at once (tests/conftest.py: integration + end-to-end, and the
-# workflows under act); the others fill in on both.
+# Two workers (pytest-xdist): the tests that use the local server run in groups, each in order
+# in one worker, two groups at a time (tests/conftest.py: the workflows under act, then each
+# integration and end-to-end module); the others come last, on both.
 workers=${MCP_TEST_WORKERS:-2}
-say "running pytest ($workers workers; the server-bound tests in two groups, each in order)"
+say "running pytest ($workers workers; the server-bound tests in groups, each in order)"
 # --durations: the slowest tests, where the suite's time goes (issue 21).
 .venv/bin/python -m pytest tests -p no:cacheprovider -n "$workers" --dist loadgroup --durations=25 "$@"
