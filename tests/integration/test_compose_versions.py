@@ -60,7 +60,9 @@ def server_env(local_server: LocalServer) -> dict[str, str]:
 def _compose_user(local_server: LocalServer, env: dict[str, str], which: str) -> ComposeUser:
     if which == "v2":
         version = env["MCP_LOCAL_COMPOSE_V2_VERSION"].removeprefix("v")
-        return ComposeUser(local_server, rf"docker compose {re.escape(version)}", "-")
+        # v2: the plugin run directly, from where the docker CLI finds it (the user's own).
+        direct = r" \(plugin run directly: /home/[^/]+/\.docker/cli-plugins/docker-compose\)"
+        return ComposeUser(local_server, rf"docker compose {re.escape(version)}{direct}", "-")
     v1_server = dataclasses.replace(
         local_server, user=env["MCP_LOCAL_V1_USER"], base_dir=Path(env["MCP_LOCAL_V1_BASE"])
     )

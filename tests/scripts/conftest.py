@@ -22,4 +22,6 @@ def stub_path(tmp_path: Path) -> dict[str, str]:
     return {
         "PATH": f"{bindir}:{os.environ['PATH']}",
         "STUB_CALLS": str(tmp_path / "stub-calls.log"),
+        # The stubs stand for every docker here: never a compose plugin found on this machine.
+        "MCP_COMPOSE_PLUGIN_DIRS": "",
     }

@@ -69,6 +69,7 @@ def _env(tmp_path: Path, project: str) -> dict[str, str]:
         "PATH": f"{bindir}:{os.environ['PATH']}",
         "STUB_CALLS": str(tmp_path / "calls.log"),
         "STUB_PROJECT": project,
+        "MCP_COMPOSE_PLUGIN_DIRS": "",  # the stubs stand for every docker here
     }
 
 
