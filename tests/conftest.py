@@ -42,6 +42,15 @@ def _schedule_rank(item: pytest.Item) -> int:
     return 0 if group == ACT_GROUP else 1 if group is not None else 2
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist's loadgroup hands out the groups biggest first by *number of tests*
+    # (`--loadscope-reorder`, its default), not in collection order: act's 8 long tests started
+    # after the modules with more, shorter ones (421 s into a run, issue 21). Keep the order
+    # this file sets.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     loadgroup = bool(getattr(config.option, "loadgroup", False))  # set in xdist's workers
