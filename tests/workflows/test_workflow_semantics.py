@@ -799,7 +799,7 @@ def test_pip_is_pinned_in_one_place() -> None:
     assert lines.index("python -m venv .venv") < pin
     sources = [line for line in lines[:pin] if line.startswith("source ")]
     assert any("tools/toolchain-versions.sh" in line for line in sources), sources
-    assert pin < lines.index('.venv/bin/python -m pip install -r "$requirements"')
+    assert pin < lines.index('.venv/bin/python -m pip install --no-compile -r "$requirements"')
     sourced = subprocess.run(
         ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
         cwd=ROOT,
