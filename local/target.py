@@ -476,12 +476,11 @@ def _build_and_push(argv: list[str], ref: str, timeout: float) -> None:
 
 
 @contextmanager
-def host_lock(name: str) -> Iterator[None]:
+def host_lock(server: LocalServer, name: str) -> Iterator[None]:
     """Exclusive on this machine while the block runs (flock on `<state dir>/<name>.lock`, the
-    state dir of local/server.sh): the two test workers that use the server check and build the
-    same images, one after the other, never both at once."""
-    state = Path(os.environ.get("MCP_LOCAL_STATE", "/var/lib/mcp-local"))
-    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state dir of local/server.sh, where it keeps the deploy key): the two test workers that use
+    the server check and build the same images, one after the other, never both at once."""
+    state = server.private_key_path.parent
     with open(state / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -495,7 +494,7 @@ def ensure_sample_images(server: LocalServer, names: list[str] | None = None) ->
     tag is rebuilt only when the registry lacks it or its labels do not match the current
     sources (label mcp.sample.source-sha256) and version/mode.
     """
-    with host_lock("sample-images"):
+    with host_lock(server, "sample-images"):
         return _ensure_sample_images(server, names)
 
 
@@ -526,7 +525,7 @@ def ensure_proxy_image(server: LocalServer, *, stock_layout: bool = False) -> st
     `stock_layout`: the stand-in for the official caddy image (no launcher, caddy on PATH), which
     the deploy scripts run as they run a stock image; the official one cannot be pulled here.
     """
-    with host_lock("proxy-image"):
+    with host_lock(server, "proxy-image"):
         return _ensure_proxy_image(server, stock_layout)
 
 
