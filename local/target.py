@@ -296,16 +296,39 @@ class DeployTarget:
 _used_ports: set[int] = set()
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel picks (bind to port 0) is one
+# it also hands to outgoing connections, and the other test worker's ssh, docker and pip took
+# one between this choice and the container's bind ("address already in use"). Each xdist
+# worker draws from its own half, so the two never pick the same port.
+_PORT_RANGE = (20000, 32768)
+
+
+def _port_range() -> range:
+    low, high = _PORT_RANGE
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    if not worker.isdigit():
+        return range(low, high)
+    half = (high - low) // 2
+    start = low + (int(worker) % 2) * half
+    return range(start, start + half)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now and not handed out before in this session."""
-    for _ in range(100):
+    """A TCP port free on 127.0.0.1 now and not handed out before in this session, outside the
+    kernel's ephemeral range."""
+    candidates = _port_range()
+    for _ in range(200):
+        port = secrets.choice(candidates)
+        if port in _used_ports:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _used_ports:
-            _used_ports.add(port)
-            return port
-    raise RuntimeError("no free TCP port found on 127.0.0.1")
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _used_ports.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port found on 127.0.0.1 in {candidates}")
 
 
 def create_deploy_target(server: LocalServer, name: str) -> DeployTarget:
