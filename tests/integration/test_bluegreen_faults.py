@@ -63,8 +63,6 @@ def bg(local_server: LocalServer, sample_images, proxy_image, make_deploy_target
         target,
         sample_images,
         http,
-        attempts=6,
-        timeout=15,
         proxy_image=proxy_image,
         colour_ports=(free_port(), free_port()),
     )

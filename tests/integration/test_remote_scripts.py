@@ -52,8 +52,9 @@ class Remote:
     target: DeployTarget
     images: dict[str, str]
     http: HttpProbe
+    # As the e2e stacks' health settings: a broken version fails after ~6 s, not ~12 s.
     attempts: int = 6
-    timeout: int = 15
+    timeout: int = 8
     last_backup: str = ""
     backups: list[str] = field(default_factory=list)
 
@@ -62,16 +63,12 @@ class Remote:
         return self.target.deploy_dir / ".deploy" / "bin"
 
     def install_scripts(self) -> None:
-        self.server.ssh(f"mkdir -p {q(self.bin)}", check=True, timeout=60)
-        for name in SCRIPT_FILES:
-            dest = self.bin / name
-            mode = "0644" if name == "lib.sh" else "0755"
-            self.server.ssh(
-                f"mkdir -p {q(dest.parent)} && cat > {q(dest)} && chmod {mode} {q(dest)}",
-                input=(REMOTE / name).read_text(),
-                check=True,
-                timeout=60,
-            )
+        self.server.put_files(
+            {
+                str(self.bin / name): (REMOTE / name, 0o644 if name == "lib.sh" else 0o755)
+                for name in SCRIPT_FILES
+            }
+        )
 
     def common(self) -> str:
         t = self.target

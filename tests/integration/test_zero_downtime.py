@@ -101,14 +101,7 @@ class BlueGreen(Remote):
                 if upload.source.is_dir()
                 else [(upload.source, upload.remote_path)]
             )
-            for source, remote_path in files:
-                directory = remote_path.rsplit("/", 1)[0]
-                self.server.ssh(
-                    f"mkdir -p {q(directory)} && cat > {q(remote_path)}",
-                    input=source.read_text(),
-                    check=True,
-                    timeout=60,
-                )
+            self.server.put_files({remote_path: (source, 0o644) for source, remote_path in files})
             self.uploaded.add(key)
         values = {
             rc.IMAGE.name: image,
@@ -164,8 +157,6 @@ def bg(local_server: LocalServer, sample_images, proxy_image, make_deploy_target
         target,
         sample_images,
         http,
-        attempts=6,
-        timeout=15,
         proxy_image=proxy_image,
         colour_ports=(free_port(), free_port()),
     )
