@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -795,11 +797,12 @@ def test_pip_is_pinned_in_one_place() -> None:
     # rollback: rollback, notify
     assert venvs == 11
     lines = [line.strip() for line in VENV_SCRIPT.read_text().splitlines()]
-    pin = lines.index('.venv/bin/python -m pip install "pip==${PIP_VERSION}"')
-    assert lines.index("python -m venv .venv") < pin
-    sources = [line for line in lines[:pin] if line.startswith("source ")]
+    pins = [n for n, line in enumerate(lines) if '"pip==${PIP_VERSION}"' in line]
+    assert len(pins) == 2, "the runner's pip, or ensurepip's when that one cannot"
+    assert lines.index("python -m venv --without-pip .venv") < pins[0]
+    sources = [line for line in lines[: pins[0]] if line.startswith("source ")]
     assert any("tools/toolchain-versions.sh" in line for line in sources), sources
-    assert pin < lines.index('.venv/bin/python -m pip install --no-compile -r "$requirements"')
+    assert pins[1] < lines.index('.venv/bin/python -m pip install --no-compile -r "$requirements"')
     sourced = subprocess.run(
         ["bash", "-euc", 'source tools/toolchain-versions.sh; printf "pip==%s" "$PIP_VERSION"'],
         cwd=ROOT,
@@ -808,6 +811,61 @@ def test_pip_is_pinned_in_one_place() -> None:
         check=True,
     )
     assert sourced.stdout == f"pip=={version}"
+
+
+def _run_venv_script(tmp_path: Path, path_dirs: list[Path]) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "requirements.txt").write_text("# nothing to install: the venv and pip only\n")
+    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path_dirs), os.environ["PATH"]])}
+    env.pop("GITHUB_PATH", None)
+    return subprocess.run(
+        ["bash", str(VENV_SCRIPT), "requirements.txt"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _venv_pip_version(tmp_path: Path) -> str:
+    proc = subprocess.run(
+        [str(tmp_path / ".venv" / "bin" / "python"), "-m", "pip", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout.split()[1]
+
+
+@pytest.mark.parametrize("runner_pip", ["usable", "missing"])
+def test_the_venv_gets_the_pinned_pip_with_or_without_the_runners_pip(
+    tmp_path: Path, runner_pip: str
+) -> None:
+    """python-venv.sh really makes .venv with pip==PIP_VERSION: through the runner's own pip
+    (`pip --python`, the fast way), or, when that Python has no usable pip, through ensurepip,
+    saying so."""
+    shims: list[Path] = []
+    if runner_pip == "missing":  # a `python` whose `-m pip` fails, as one without pip does
+        shim_dir = tmp_path / "shim"
+        shim_dir.mkdir()
+        shim = shim_dir / "python"
+        shim.write_text(
+            "#!/usr/bin/env bash\n"
+            "if [[ ${1:-} == -m && ${2:-} == pip ]]; then\n"
+            '  echo "No module named pip" >&2; exit 1\n'
+            "fi\n"
+            f'exec {shlex.quote(sys.executable)} "$@"\n'
+        )
+        shim.chmod(0o755)
+        shims.append(shim_dir)
+    work = tmp_path / "job"
+    work.mkdir()
+    proc = _run_venv_script(work, shims)
+    assert proc.returncode == 0, proc.stderr
+    assert _venv_pip_version(work) == toolchain_versions()["PIP_VERSION"]
+    notice = "seeding .venv with ensurepip instead"
+    assert (notice in proc.stderr) == (runner_pip == "missing"), proc.stderr
 
 
 # --- pull request previews hold no production secrets -----------------------------------------
