@@ -64,7 +64,10 @@ go_version=${go_version#go}
 [[ $go_version == "$GO_VERSION" ]] || die "this machine's Go is $go_version, the workflows pin $GO_VERSION (tools/toolchain-versions.sh)"
 seed_tool go "$go_version" "$("$go_bin" env GOROOT)"
 
-args=(-P ubuntu-latest=-self-hosted --action-offline-mode)
+# act starts a cache server for actions/cache (and an artifact server when given a path) bound
+# to this machine's outbound address unless told otherwise: loopback only, the jobs run here.
+args=(-P ubuntu-latest=-self-hosted --action-offline-mode
+  --cache-server-addr 127.0.0.1 --artifact-server-addr 127.0.0.1)
 for pinned in "$vendor_dir"/actions/*/*/PINNED; do
   read -r repository _tag commit <"$pinned"
   folder=$(dirname "$pinned")
