@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from components import release_ledger as ledger
 from components.promotion import PromotionError, choose_promotion
@@ -102,7 +101,7 @@ def run(argv: list[str]) -> int:
         if not args.yes and not _confirm(f"{what} to {args.target}?"):
             say("cancelled; nothing changed")
             return 1
-        return _deploy(target.stack, version, args.source)
+        return _deploy(target, version, args.source)
     except (PromotionError, RollbackError, LedgerError, ServerAccessError) as error:
         say(f"REFUSED: {error}")
         return 2
@@ -124,11 +123,15 @@ def target_ledger(server: ServerAccess, name: str) -> list[ledger.Entry]:
     return read_ledger(server)
 
 
-def _deploy(stack: Any, version: ledger.Version, source: str) -> int:
-    from pulumi import automation as auto
-
-    stack.set_config(AUTHOR_PATH, auto.ConfigValue(actor()), path=True)
-    outputs = deploy_pinned(stack, version, f"promote: {version.tag} from {source}", say)
+def _deploy(target: OnCallStack, version: ledger.Version, source: str) -> int:
+    outputs = deploy_pinned(
+        target.stack,
+        version,
+        f"promote: {version.tag} from {source}",
+        say,
+        config=target.config,
+        settings={AUTHOR_PATH: actor()},
+    )
     say(
         f"DONE: {version.tag} promoted from {source}. Serving image {outputs.get('image')!r}; "
         f"backup taken before it: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"

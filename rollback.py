@@ -33,6 +33,7 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,8 @@ def run(argv: list[str]) -> int:
         check_freeze(server, args.override_freeze, say)
         current = _serving_or_none(entries)
         say(f"serving now: {current.image if current else 'nothing recorded'}")
-        _warn_if_outputs_disagree(stack, current, say)
+        state = stack.export_stack().deployment or {}
+        _warn_if_outputs_disagree(state, current, say)
         if chosen.version is not None and chosen.version.status != "healthy":
             version = chosen.version
             say(f"WARNING: {version.tag} was {version.status}: {version.status_detail}")
@@ -206,13 +208,15 @@ def run(argv: list[str]) -> int:
         if current is not None:
             mark(server, current.image, reason, who)
             say(f"recorded on the server: {current.image} is rolled back from ({reason})")
-        stack.set_config(AUTHOR_PATH, auto.ConfigValue(who), path=True)
+        # Set with the version's own keys, in one `pulumi config set-all`.
+        settings = {AUTHOR_PATH: who}
         if args.override_freeze:  # for this update only: never left for the next deploy
-            stack.set_config(OVERRIDE_FREEZE_PATH, auto.ConfigValue("true"), path=True)
+            settings[OVERRIDE_FREEZE_PATH] = "true"
+        values = {k: v["value"] for k, v in config.items()}
         try:
             if chosen.version is not None:
-                return _redeploy(stack, chosen, say)
-            return _restore(stack, server, chosen, say)
+                return _redeploy(stack, chosen, say, values, settings)
+            return _restore(stack, server, chosen, say, values, settings, state)
         finally:
             if args.override_freeze:
                 stack.remove_config(OVERRIDE_FREEZE_PATH, path=True)
@@ -265,10 +269,14 @@ def mark(server: ServerAccess, image: str, reason: str, who: str) -> None:
     )  # fmt: skip
 
 
-def _redeploy(stack: Any, chosen: Target, say: Any) -> int:
+def _redeploy(
+    stack: Any, chosen: Target, say: Any, config: Mapping[str, str], settings: Mapping[str, str]
+) -> int:
     version = chosen.version
     assert version is not None
-    outputs = deploy_pinned(stack, version, f"rollback: {chosen.description}", say)
+    outputs = deploy_pinned(
+        stack, version, f"rollback: {chosen.description}", say, config=config, settings=settings
+    )
     say(
         f"DONE: {chosen.description}. Serving image {outputs.get('image')!r}; backup taken "
         f"before it: {outputs.get('backup_id')!r}; URL {outputs.get('url')!r}. The stack stays "
@@ -277,26 +285,47 @@ def _redeploy(stack: Any, chosen: Target, say: Any) -> int:
     return 0
 
 
-def deploy_pinned(stack: Any, version: Version, message: str, say: Any) -> dict[str, Any]:
+def deploy_pinned(
+    stack: Any,
+    version: Version,
+    message: str,
+    say: Any,
+    *,
+    config: Mapping[str, Any],
+    settings: Mapping[str, str],
+) -> dict[str, Any]:
     """`pulumi up` of `version` exactly as it served (mcp:imageTag + mcp:imagePin, no restore,
-    nothing built); the stack's outputs."""
+    nothing built), with `settings` (more config, `--path` keys) set in the same command; the
+    stack's outputs. `config`: the stack's config as read before (a restore key left in it by
+    an interrupted restore is removed first). Each `pulumi config` command costs a CLI start
+    and the stack's secrets key (~0.3 s): they are as few as the change needs."""
     from pulumi import automation as auto
 
     assert version.tag and version.pinned
-    stack.remove_config(RESTORE_KEY, path=True)
-    stack.set_config(TAG_KEY, auto.ConfigValue(version.tag), path=True)
-    stack.set_config(PIN_KEY, auto.ConfigValue(version.pinned), path=True)
+    if RESTORE_KEY in config:
+        stack.remove_config(RESTORE_KEY, path=True)
+    values = {**settings, TAG_KEY: version.tag, PIN_KEY: version.pinned}
+    stack.set_all_config({k: auto.ConfigValue(v) for k, v in values.items()}, path=True)
     say(f"{message}: running pulumi up ({PIN_KEY}={version.pinned})")
     result = stack.up(on_output=print, message=message)
     return {key: value.value for key, value in result.outputs.items()}
 
 
-def _restore(stack: Any, server: ServerAccess, chosen: Target, say: Any) -> int:
+def _restore(
+    stack: Any,
+    server: ServerAccess,
+    chosen: Target,
+    say: Any,
+    config: Mapping[str, str],
+    settings: Mapping[str, str],
+    state: Mapping[str, Any],
+) -> int:
     from pulumi import automation as auto
 
     assert chosen.backup is not None
-    stack.set_config(RESTORE_KEY, auto.ConfigValue(chosen.backup), path=True)
-    replace = _existing(stack, [RESTORE_RESOURCE])
+    values = {**settings, RESTORE_KEY: chosen.backup}
+    stack.set_all_config({k: auto.ConfigValue(v) for k, v in values.items()}, path=True)
+    replace = _existing(state, [RESTORE_RESOURCE])
     say(f"{chosen.description}: running pulumi up")
     try:
         result = stack.up(
@@ -310,7 +339,7 @@ def _restore(stack: Any, server: ServerAccess, chosen: Target, say: Any) -> int:
         f"{outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"
     )
     restored = _serving_or_none(read_ledger(server))
-    pin = _pin_for(stack, restored)
+    pin = _pin_for(config, restored)
     if pin is None:
         say(
             f"WARNING: the restored image {restored.image if restored else '(none)'} is not a "
@@ -320,8 +349,8 @@ def _restore(stack: Any, server: ServerAccess, chosen: Target, say: Any) -> int:
         )
         return 0
     tag, pinned = pin
-    stack.set_config(TAG_KEY, auto.ConfigValue(tag), path=True)
-    stack.set_config(PIN_KEY, auto.ConfigValue(pinned), path=True)
+    pins = {TAG_KEY: tag, PIN_KEY: pinned}
+    stack.set_all_config({k: auto.ConfigValue(v) for k, v in pins.items()}, path=True)
     say(
         f"{RESTORE_KEY} removed; {PIN_KEY}={pinned}: the next plain pulumi up keeps the restored "
         f"version (no bad tag goes back over the restored data); to deploy a new version: "
@@ -337,12 +366,11 @@ def image_repository(config: dict[str, str]) -> str:
     return f"{registry}/{image.get('repository', '')}"
 
 
-def _pin_for(stack: Any, restored: ledger.Entry | None) -> tuple[str, str] | None:
+def _pin_for(config: Mapping[str, str], restored: ledger.Entry | None) -> tuple[str, str] | None:
     """(tag, `<tag>@<digest>`) for the restored image, when it is this stack's image."""
     if restored is None or not restored.digest:
         return None
     tag = ledger.image_tag(restored.image)
-    config = {k: v.value for k, v in stack.get_all_config().items()}
     if not tag or ledger.image_name(restored.image) != image_repository(config):
         return None
     return tag, f"{tag}@{restored.digest}"
@@ -355,9 +383,19 @@ def _serving_or_none(entries: list[ledger.Entry]) -> ledger.Entry | None:
         return None
 
 
-def _warn_if_outputs_disagree(stack: Any, current: ledger.Entry | None, say: Any) -> None:
-    output = stack.outputs().get("image")
-    image = str(output.value) if output is not None and output.value else ""
+def _stack_outputs(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The root stack resource's outputs in an exported state (secret ones stay encrypted)."""
+    for resource in state.get("resources") or []:
+        if resource.get("type") == "pulumi:pulumi:Stack":
+            return resource.get("outputs") or {}
+    return {}
+
+
+def _warn_if_outputs_disagree(
+    state: Mapping[str, Any], current: ledger.Entry | None, say: Any
+) -> None:
+    output = _stack_outputs(state).get("image")
+    image = output if isinstance(output, str) else ""
     if current is not None and image and ledger.image_tag(image) != ledger.image_tag(current.image):
         say(
             f"WARNING: the stack's `image` output is {image!r} but the server's ledger says "
@@ -365,10 +403,9 @@ def _warn_if_outputs_disagree(stack: Any, current: ledger.Entry | None, say: Any
         )
 
 
-def _existing(stack: Any, resources: list[str]) -> list[str]:
-    """The URNs of `resources` (type::name) that the stack's state holds (for `--replace`:
+def _existing(state: Mapping[str, Any], resources: list[str]) -> list[str]:
+    """The URNs of `resources` (type::name) that the exported state holds (for `--replace`:
     replacing a resource makes its command run again; an absent one would be an error)."""
-    state = stack.export_stack().deployment or {}
     urns = [str(r.get("urn", "")) for r in state.get("resources") or []]
     return [urn for urn in urns if any(urn.endswith(f"::{name}") for name in resources)]
 
