@@ -1,4 +1,4 @@
-"""Runs with pytest-xdist (`-n 2 --dist loadgroup`, as tools/test.sh does). The tests that use
+"""Runs with pytest-xdist (`-n 3 --dist loadgroup`, as tools/test.sh does). The tests that use
 the local deploy target (sshd, Docker and the registry on 127.0.0.1) run in groups, each in one
 worker, its tests in order, never two tests of a group at once:
 
@@ -7,11 +7,11 @@ worker, its tests in order, never two tests of a group at once:
 * one group per module of tests/integration and tests/e2e (each module's fixtures, targets and
   stacks are its own).
 
-Two groups run at the same time, one per worker, on the same server: every test makes its own
+Three groups run at the same time, one per worker, on the same server: every test makes its own
 deploy target (its own directories, ports, compose project and stack), so they share only the
 daemons, the sample and proxy images (built under a host-wide lock, local/target.py) and the
 toolchain (read only; act's runs get their own PULUMI_HOME). The tests that need no server (unit
-tests on Pulumi's mocks, scripts on stubs, workflow files) come last, spread over both workers.
+tests on Pulumi's mocks, scripts on stubs, workflow files) come last, spread over all workers.
 """
 
 from __future__ import annotations
