@@ -285,6 +285,14 @@ def _redeploy(
     return 0
 
 
+def set_config_values(stack: Any, values: Mapping[str, str]) -> None:
+    """Plain config values (`--path` keys) in one `pulumi config set-all`: each `pulumi config`
+    command is a CLI process that loads the stack and its secrets key (~0.25 s)."""
+    from pulumi import automation as auto
+
+    stack.set_all_config({k: auto.ConfigValue(v) for k, v in values.items()}, path=True)
+
+
 def deploy_pinned(
     stack: Any,
     version: Version,
@@ -297,15 +305,12 @@ def deploy_pinned(
     """`pulumi up` of `version` exactly as it served (mcp:imageTag + mcp:imagePin, no restore,
     nothing built), with `settings` (more config, `--path` keys) set in the same command; the
     stack's outputs. `config`: the stack's config as read before (a restore key left in it by
-    an interrupted restore is removed first). Each `pulumi config` command costs a CLI start
-    and the stack's secrets key (~0.3 s): they are as few as the change needs."""
-    from pulumi import automation as auto
-
+    an interrupted restore is removed first)."""
     assert version.tag and version.pinned
     if RESTORE_KEY in config:
         stack.remove_config(RESTORE_KEY, path=True)
     values = {**settings, TAG_KEY: version.tag, PIN_KEY: version.pinned}
-    stack.set_all_config({k: auto.ConfigValue(v) for k, v in values.items()}, path=True)
+    set_config_values(stack, values)
     say(f"{message}: running pulumi up ({PIN_KEY}={version.pinned})")
     result = stack.up(on_output=print, message=message)
     return {key: value.value for key, value in result.outputs.items()}
@@ -320,11 +325,10 @@ def _restore(
     settings: Mapping[str, str],
     state: Mapping[str, Any],
 ) -> int:
-    from pulumi import automation as auto
 
     assert chosen.backup is not None
     values = {**settings, RESTORE_KEY: chosen.backup}
-    stack.set_all_config({k: auto.ConfigValue(v) for k, v in values.items()}, path=True)
+    set_config_values(stack, values)
     replace = _existing(state, [RESTORE_RESOURCE])
     say(f"{chosen.description}: running pulumi up")
     try:
@@ -350,7 +354,7 @@ def _restore(
         return 0
     tag, pinned = pin
     pins = {TAG_KEY: tag, PIN_KEY: pinned}
-    stack.set_all_config({k: auto.ConfigValue(v) for k, v in pins.items()}, path=True)
+    set_config_values(stack, pins)
     say(
         f"{RESTORE_KEY} removed; {PIN_KEY}={pinned}: the next plain pulumi up keeps the restored "
         f"version (no bad tag goes back over the restored data); to deploy a new version: "
