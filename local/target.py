@@ -325,18 +325,19 @@ _used_ports: set[int] = set()
 # Below Linux's ephemeral range (32768-60999): a port the kernel picks (bind to port 0) is one
 # it also hands to outgoing connections, and the other test worker's ssh, docker and pip took
 # one between this choice and the container's bind ("address already in use"). Each xdist
-# worker draws from its own half, so the two never pick the same port.
+# worker draws from its own slice, so no two workers pick the same port.
 _PORT_RANGE = (20000, 32768)
 
 
 def _port_range() -> range:
     low, high = _PORT_RANGE
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    if not worker.isdigit():
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.isdigit() and workers.isdigit() and int(workers) > 0):
         return range(low, high)
-    half = (high - low) // 2
-    start = low + (int(worker) % 2) * half
-    return range(start, start + half)
+    size = (high - low) // int(workers)
+    start = low + (int(worker) % int(workers)) * size
+    return range(start, start + size)
 
 
 def free_port() -> int:

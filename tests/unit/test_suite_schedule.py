@@ -39,3 +39,21 @@ def test_xdist_keeps_the_collection_order_of_the_groups(pytestconfig: pytest.Con
     # Its default (--loadscope-reorder) starts the groups with the most tests first: act's 8
     # long ones started 421 s into a run, after modules of many short tests.
     assert getattr(pytestconfig.option, "loadscopereorder", False) is False
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_each_worker_draws_ports_from_its_own_slice_below_the_ephemeral_range(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    from local.target import _port_range
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
+    slices = []
+    for n in range(workers):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{n}")
+        slices.append(set(_port_range()))
+    assert all(len(s) >= 1000 for s in slices), [len(s) for s in slices]
+    assert all(min(s) >= 20000 and max(s) < 32768 for s in slices)
+    for i, a in enumerate(slices):
+        for b in slices[i + 1 :]:
+            assert not a & b, "two workers could pick the same port"
