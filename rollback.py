@@ -44,6 +44,7 @@ from components.release_ledger import LedgerError, Version
 from components.server_access import ServerAccess, ServerAccessError, from_stack_config
 from components.settings import ACTOR_PATTERN, BACKUP_ID_PATTERN, IMAGE_TAG_PATTERN
 from ops.commands import freeze as freeze_command
+from ops.stack import stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent
 TAG_KEY = "mcp:imageTag"
@@ -179,9 +180,7 @@ def run(argv: list[str]) -> int:
             raise RollbackError("--reason must be one line of at most 500 characters")
         say(f"selecting stack {args.stack!r} in {PROJECT_DIR}")
         stack = auto.select_stack(stack_name=args.stack, work_dir=str(PROJECT_DIR))
-        config = {
-            k: {"value": v.value, "secret": v.secret} for k, v in stack.get_all_config().items()
-        }
+        config = stack_config(stack)
         server = from_stack_config(config)
         say(f"reading the release ledger on {server.user}@{server.host}:{server.port}")
         entries = read_ledger(server)
@@ -212,11 +211,10 @@ def run(argv: list[str]) -> int:
         settings = {AUTHOR_PATH: who}
         if args.override_freeze:  # for this update only: never left for the next deploy
             settings[OVERRIDE_FREEZE_PATH] = "true"
-        values = {k: v["value"] for k, v in config.items()}
         try:
             if chosen.version is not None:
-                return _redeploy(stack, chosen, say, values, settings)
-            return _restore(stack, server, chosen, say, values, settings, state)
+                return _redeploy(stack, chosen, say, config, settings)
+            return _restore(stack, server, chosen, say, config, settings, state)
         finally:
             if args.override_freeze:
                 stack.remove_config(OVERRIDE_FREEZE_PATH, path=True)
@@ -270,7 +268,7 @@ def mark(server: ServerAccess, image: str, reason: str, who: str) -> None:
 
 
 def _redeploy(
-    stack: Any, chosen: Target, say: Any, config: Mapping[str, str], settings: Mapping[str, str]
+    stack: Any, chosen: Target, say: Any, config: Mapping[str, Any], settings: Mapping[str, str]
 ) -> int:
     version = chosen.version
     assert version is not None
@@ -304,8 +302,8 @@ def deploy_pinned(
 ) -> dict[str, Any]:
     """`pulumi up` of `version` exactly as it served (mcp:imageTag + mcp:imagePin, no restore,
     nothing built), with `settings` (more config, `--path` keys) set in the same command; the
-    stack's outputs. `config`: the stack's config as read before (a restore key left in it by
-    an interrupted restore is removed first)."""
+    stack's outputs. `config`: the stack's config as read before (`ops.stack.stack_config`); a
+    restore key left in it by an interrupted restore is removed first."""
     assert version.tag and version.pinned
     if RESTORE_KEY in config:
         stack.remove_config(RESTORE_KEY, path=True)
@@ -321,11 +319,10 @@ def _restore(
     server: ServerAccess,
     chosen: Target,
     say: Any,
-    config: Mapping[str, str],
+    config: Mapping[str, Any],
     settings: Mapping[str, str],
     state: Mapping[str, Any],
 ) -> int:
-
     assert chosen.backup is not None
     values = {**settings, RESTORE_KEY: chosen.backup}
     set_config_values(stack, values)
@@ -343,7 +340,7 @@ def _restore(
         f"{outputs.get('backup_id')!r}; URL {outputs.get('url')!r}"
     )
     restored = _serving_or_none(read_ledger(server))
-    pin = _pin_for(config, restored)
+    pin = _pin_for({k: v["value"] for k, v in config.items()}, restored)
     if pin is None:
         say(
             f"WARNING: the restored image {restored.image if restored else '(none)'} is not a "
